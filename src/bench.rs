@@ -1,0 +1,152 @@
+//! Timing of forward and train steps, defined exactly as `torch_rnn_bench.py` defines them so the
+//! figures sit side by side with PyTorch's:
+//! - `forward_ms`: forward over the whole sequence from a zero state, no tape kept for training;
+//! - `train_ms`: forward + backward from grad_output = ones, producing every parameter gradient
+//!   (the input needs no gradient), as a training step for a first layer does.
+//!
+//! Both are medians over `runs` timed runs after `warmup` untimed ones.
+
+use std::time::Instant;
+
+use ndarray::Array3;
+
+use crate::config::RnnConfig;
+use crate::conventions::Mode;
+use crate::error::Result;
+use crate::model::{OutputGrads, Rnn};
+
+/// One benchmark shape: cell, I, H, L, B, T.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchShape {
+    pub mode: Mode,
+    pub input: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+impl BenchShape {
+    fn config(&self) -> RnnConfig {
+        RnnConfig::new(self.mode, self.input, self.hidden).layers(self.layers)
+    }
+
+    /// Multiply-add FLOPs (2 per MAC) of the forward pass: input and recurrent products.
+    pub fn forward_flops(&self) -> f64 {
+        let cfg = self.config();
+        let steps = (self.seq * self.batch) as f64;
+        (0..self.layers)
+            .map(|l| {
+                2.0 * steps
+                    * cfg.gate_rows() as f64
+                    * (cfg.layer_input_size(l) + self.hidden) as f64
+            })
+            .sum()
+    }
+
+    /// Forward plus backward FLOPs: the dh chain through W_hh, dW_hh, dW_ih, and d(input) for
+    /// every layer but the first (whose input needs no gradient).
+    pub fn train_flops(&self) -> f64 {
+        let cfg = self.config();
+        let steps = (self.seq * self.batch) as f64;
+        let backward: f64 = (0..self.layers)
+            .map(|l| {
+                let input = cfg.layer_input_size(l) as f64;
+                let dx = if l > 0 { input } else { 0.0 };
+                2.0 * steps * cfg.gate_rows() as f64 * (2.0 * self.hidden as f64 + input + dx)
+            })
+            .sum();
+        self.forward_flops() + backward
+    }
+}
+
+/// Medians of one shape on one backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    pub shape: BenchShape,
+    pub device: String,
+    pub forward_ms: f64,
+    pub train_ms: f64,
+    pub runs: usize,
+}
+
+impl BenchResult {
+    pub fn forward_gflops(&self) -> f64 {
+        self.shape.forward_flops() / (self.forward_ms * 1e6)
+    }
+
+    pub fn train_gflops(&self) -> f64 {
+        self.shape.train_flops() / (self.train_ms * 1e6)
+    }
+
+    /// One JSON object with `torch_rnn_bench.py`'s field names, plus GFLOP/s.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.shape;
+        let round3 = |v: f64| (v * 1e3).round() / 1e3;
+        serde_json::json!({
+            "peer": concat!("rnn-wgpu ", env!("CARGO_PKG_VERSION")),
+            "device": self.device,
+            "cell": cell_name(s.mode),
+            "input": s.input, "hidden": s.hidden, "layers": s.layers, "batch": s.batch, "seq": s.seq,
+            "forward_ms": round3(self.forward_ms),
+            "train_ms": round3(self.train_ms),
+            "runs": self.runs,
+            "forward_gflops": round3(self.forward_gflops()),
+            "train_gflops": round3(self.train_gflops()),
+        })
+    }
+}
+
+/// The bench script's cell names.
+pub fn cell_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::RnnTanh | Mode::RnnRelu => "rnn",
+        Mode::Lstm => "lstm",
+        Mode::Gru => "gru",
+    }
+}
+
+/// Times one shape on the CPU path.
+pub fn run_cpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchResult> {
+    let model = Rnn::<f32>::new(shape.config(), 0)?;
+    let input = Array3::from_shape_fn((shape.seq, shape.batch, shape.input), |(t, b, i)| {
+        ((t * 31 + b * 7 + i * 3) % 17) as f32 / 17.0 - 0.5
+    });
+    let ones = Array3::<f32>::ones((shape.seq, shape.batch, shape.hidden));
+    let forward = || model.forward(input.view(), None, None).map(drop);
+    let train = || {
+        let (_, tape) = model.forward_train(input.view(), None, None)?;
+        let upstream = OutputGrads {
+            output: Some(ones.view()),
+            ..Default::default()
+        };
+        model.backward(tape, upstream, false).map(drop)
+    };
+    Ok(BenchResult {
+        shape,
+        device: "cpu".into(),
+        forward_ms: median_ms(forward, runs, warmup)?,
+        train_ms: median_ms(train, runs, warmup)?,
+        runs,
+    })
+}
+
+/// Median wall time of `f` in milliseconds.
+pub fn median_ms(mut f: impl FnMut() -> Result<()>, runs: usize, warmup: usize) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    Ok(if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        (times[mid - 1] + times[mid]) / 2.0
+    })
+}

@@ -1,0 +1,106 @@
+//! `rnn-wgpu bench --cell lstm|gru|rnn --input I --hidden H --layers L --batch B --seq T
+//!  --backend cpu|gpu [--runs N] [--json]`
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use rnn_wgpu::bench::{BenchShape, run_cpu};
+use rnn_wgpu::parity::Backend;
+use rnn_wgpu::{Mode, Result, RnnError};
+
+use super::BackendArg;
+
+/// The bench script's cell names (`rnn` is tanh).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CellArg {
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+impl From<CellArg> for Mode {
+    fn from(c: CellArg) -> Mode {
+        match c {
+            CellArg::Rnn => Mode::RnnTanh,
+            CellArg::Lstm => Mode::Lstm,
+            CellArg::Gru => Mode::Gru,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CellArg,
+    /// I: input features
+    #[arg(long, default_value_t = 256)]
+    input: usize,
+    /// H: hidden size
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// L: stacked layers
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// B: batch size
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// T: sequence length
+    #[arg(long, default_value_t = 50)]
+    seq: usize,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// One JSON object per line, with torch_rnn_bench.py's field names.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let shape = BenchShape {
+        mode: args.cell.into(),
+        input: args.input,
+        hidden: args.hidden,
+        layers: args.layers,
+        batch: args.batch,
+        seq: args.seq,
+    };
+    for (what, value) in [
+        ("--batch", args.batch),
+        ("--seq", args.seq),
+        ("--runs", args.runs),
+    ] {
+        if value == 0 {
+            return Err(RnnError::ZeroSize { what: what.into() });
+        }
+    }
+    let result = match Backend::from(args.backend) {
+        Backend::Cpu => run_cpu(shape, args.runs, args.warmup)?,
+        Backend::Gpu => return Err(RnnError::Unsupported("--backend gpu".into())),
+    };
+    if args.json {
+        println!("{}", result.to_json());
+    } else {
+        println!(
+            "{} I={} H={} L={} B={} T={} on {}: forward {:.3} ms ({:.1} GFLOP/s), train {:.3} ms ({:.1} GFLOP/s), median of {}",
+            rnn_wgpu::bench::cell_name(shape.mode),
+            shape.input,
+            shape.hidden,
+            shape.layers,
+            shape.batch,
+            shape.seq,
+            result.device,
+            result.forward_ms,
+            result.forward_gflops(),
+            result.train_ms,
+            result.train_gflops(),
+            result.runs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,53 @@
+//! Command-line front end: argument parsing and one module per subcommand.
+
+mod bench;
+mod parity;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use rnn_wgpu::Result;
+use rnn_wgpu::parity::Backend;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rnn-wgpu",
+    version,
+    about = "Train and run RNN, LSTM and GRU models with PyTorch's conventions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check results against PyTorch reference cases (safetensors, format rnn-parity/1).
+    Parity(parity::ParityArgs),
+    /// Time forward and train steps (forward + BPTT) at one shape.
+    Bench(bench::BenchArgs),
+}
+
+/// `--backend cpu|gpu`
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendArg {
+    Cpu,
+    Gpu,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Cpu => Backend::Cpu,
+            BackendArg::Gpu => Backend::Gpu,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Parity(args) => parity::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

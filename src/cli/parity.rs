@@ -1,0 +1,74 @@
+//! `rnn-wgpu parity CASE... [--backend cpu|gpu] [--out RESULT]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use rnn_wgpu::parity::run_case;
+use rnn_wgpu::{Result, RnnError};
+
+use super::BackendArg;
+
+#[derive(Args, Debug)]
+pub struct ParityArgs {
+    /// Case files written by PyTorch (format rnn-parity/1).
+    #[arg(required = true)]
+    cases: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// Write every computed tensor here (with several cases: one file per case, named after it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Prints one line per tensor and a summary; exits 1 when any tensor is out of tolerance.
+pub fn run(args: ParityArgs) -> Result<ExitCode> {
+    let mut failed_cases = 0;
+    for case in &args.cases {
+        let report = match run_case(case, args.backend.into()) {
+            Ok(report) => report,
+            Err(e) => {
+                // A case that cannot run fails alone; the others still report.
+                println!("{}: FAIL: {e}", case.display());
+                failed_cases += 1;
+                continue;
+            }
+        };
+        println!("{} ({}, {}):", case.display(), report.kind, report.mode);
+        for check in &report.checks {
+            let verdict = if check.passed() { "PASS" } else { "FAIL" };
+            let note = check
+                .problem
+                .as_deref()
+                .map(|p| format!("  ({p})"))
+                .unwrap_or_default();
+            println!(
+                "  {verdict} {:<28} max_abs_err={:.3e} tol={:.1e}{note}",
+                check.name, check.max_abs_err, check.tolerance
+            );
+        }
+        if !report.passed() {
+            failed_cases += 1;
+        }
+        if let Some(out) = &args.out {
+            let path = if args.cases.len() == 1 {
+                out.clone()
+            } else {
+                let stem = case.file_stem().unwrap_or_default().to_string_lossy();
+                out.with_file_name(format!("{stem}.result.safetensors"))
+            };
+            report.write(&path).map_err(|e| RnnError::File {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    let total = args.cases.len();
+    println!("{} of {total} cases passed", total - failed_cases);
+    Ok(if failed_cases == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,142 @@
+//! The shape of a recurrent stack, as `torch.nn.RNN/LSTM/GRU`'s constructor arguments.
+
+use crate::conventions::{Mode, ParamKind, param_name};
+use crate::error::{Result, RnnError};
+
+/// What `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)` takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnConfig {
+    pub mode: Mode,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    pub bias: bool,
+    /// Input and output are (B, T, features) at the API instead of (T, B, features).
+    pub batch_first: bool,
+}
+
+impl RnnConfig {
+    /// One layer, one direction, with bias, sequence-first: PyTorch's defaults.
+    pub fn new(mode: Mode, input_size: usize, hidden_size: usize) -> Self {
+        RnnConfig {
+            mode,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bidirectional: false,
+            bias: true,
+            batch_first: false,
+        }
+    }
+
+    pub fn layers(mut self, num_layers: usize) -> Self {
+        self.num_layers = num_layers;
+        self
+    }
+
+    pub fn bidirectional(mut self, bidirectional: bool) -> Self {
+        self.bidirectional = bidirectional;
+        self
+    }
+
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    pub fn batch_first(mut self, batch_first: bool) -> Self {
+        self.batch_first = batch_first;
+        self
+    }
+
+    /// Rejects zero sizes, which PyTorch also refuses.
+    pub fn validate(&self) -> Result<()> {
+        for (what, value) in [
+            ("input_size", self.input_size),
+            ("hidden_size", self.hidden_size),
+            ("num_layers", self.num_layers),
+        ] {
+            if value == 0 {
+                return Err(RnnError::ZeroSize {
+                    what: what.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// D: 2 if bidirectional, else 1.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// G * H: the rows of every weight matrix.
+    pub fn gate_rows(&self) -> usize {
+        self.mode.gate_count() * self.hidden_size
+    }
+
+    /// Features entering layer `layer`: I for the first, D * H above it.
+    pub fn layer_input_size(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.directions() * self.hidden_size
+        }
+    }
+
+    /// Width of the stack's output: D * H.
+    pub fn output_size(&self) -> usize {
+        self.directions() * self.hidden_size
+    }
+
+    /// Shape of one parameter, as PyTorch stores it.
+    pub fn param_shape(&self, kind: ParamKind, layer: usize) -> Vec<usize> {
+        match kind {
+            ParamKind::WeightIh => vec![self.gate_rows(), self.layer_input_size(layer)],
+            ParamKind::WeightHh => vec![self.gate_rows(), self.hidden_size],
+            ParamKind::BiasIh | ParamKind::BiasHh => vec![self.gate_rows()],
+        }
+    }
+
+    /// Every parameter as (name, layer, reverse, kind, shape), in `named_parameters()` order.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let mut specs = Vec::new();
+        for layer in 0..self.num_layers {
+            for direction in 0..self.directions() {
+                for kind in ParamKind::ALL {
+                    if kind.is_bias() && !self.bias {
+                        continue;
+                    }
+                    specs.push(ParamSpec {
+                        name: param_name(kind, layer, direction == 1),
+                        layer,
+                        direction,
+                        kind,
+                        shape: self.param_shape(kind, layer),
+                    });
+                }
+            }
+        }
+        specs
+    }
+
+    /// Total number of scalar parameters.
+    pub fn param_count(&self) -> usize {
+        self.param_specs()
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum()
+    }
+}
+
+/// One named parameter of a stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub layer: usize,
+    /// 0 forward, 1 reverse.
+    pub direction: usize,
+    pub kind: ParamKind,
+    pub shape: Vec<usize>,
+}

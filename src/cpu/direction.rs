@@ -1,0 +1,386 @@
+//! One direction of one layer over a whole sequence: forward with its tape, and BPTT.
+//!
+//! Laid out the way fast RNN code is: the input projection of all T steps is one matrix product,
+//! each step is one product with W_hh plus one fused gate update, and the weight gradients are
+//! products over all T steps at once after the backward chain.
+//!
+//! States live in `states` (T+1, B, H) indexed by time so that both directions read their
+//! previous states and outputs as contiguous slabs: the forward direction reads slot t and
+//! writes t+1 (h0 in slot 0), the reverse direction reads t+1 and writes t (h0 in slot T).
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
+
+use super::matmul::matmul;
+use super::{Real, Workspace, gru_cell, lstm_cell, rnn_cell};
+use crate::conventions::Mode;
+use crate::params::CellParams;
+
+/// What one direction of one layer keeps from its forward pass for BPTT.
+pub struct DirectionTape<T> {
+    mode: Mode,
+    reverse: bool,
+    /// (T, B, G*H): activated gates of every step; reused in place for their gradients.
+    gates: Array3<T>,
+    /// (T+1, B, H): hidden states, time-indexed as the module comment says.
+    states: Array3<T>,
+    /// (T+1, B, H): LSTM cell states, indexed like `states`.
+    cells: Option<Array3<T>>,
+    /// (T, B, H): tanh of each new LSTM cell state.
+    tanh_cells: Option<Array3<T>>,
+    /// (T, B, H): GRU's W_hn h + b_hn of every step.
+    hidden_n: Option<Array3<T>>,
+}
+
+/// Slots (previous, next) of the state buffers at time `t`.
+fn state_slots(t: usize, reverse: bool) -> (usize, usize) {
+    if reverse { (t + 1, t) } else { (t, t + 1) }
+}
+
+/// Borrows slot `read` of a (S, B, H) buffer and slot `write` mutably; the two differ by one.
+fn read_and_write<T>(
+    buf: &mut Array3<T>,
+    read: usize,
+    write: usize,
+) -> (ArrayViewMut2<'_, T>, ArrayViewMut2<'_, T>) {
+    buf.multi_slice_mut((s![read, .., ..], s![write, .., ..]))
+}
+
+/// (T, B, F) -> (T*B, F) of a contiguous view.
+fn flat<T>(a: ArrayView3<'_, T>) -> ArrayView2<'_, T> {
+    let (t, b, f) = a.dim();
+    a.into_shape_with_order((t * b, f)).expect("contiguous")
+}
+
+impl<T: Real> DirectionTape<T> {
+    /// (T, B, H): the direction's output at every time step.
+    pub fn outputs(&self) -> ArrayView3<'_, T> {
+        let t = self.gates.len_of(Axis(0));
+        if self.reverse {
+            self.states.slice(s![..t, .., ..])
+        } else {
+            self.states.slice(s![1.., .., ..])
+        }
+    }
+
+    /// (T, B, H): the state each step started from.
+    fn previous_states(&self) -> ArrayView3<'_, T> {
+        let t = self.gates.len_of(Axis(0));
+        if self.reverse {
+            self.states.slice(s![1.., .., ..])
+        } else {
+            self.states.slice(s![..t, .., ..])
+        }
+    }
+
+    fn final_slot(&self) -> usize {
+        if self.reverse {
+            0
+        } else {
+            self.gates.len_of(Axis(0))
+        }
+    }
+
+    /// (B, H): h after the last step this direction took.
+    pub fn final_hidden(&self) -> ArrayView2<'_, T> {
+        self.states.index_axis(Axis(0), self.final_slot())
+    }
+
+    /// (B, H): LSTM's c after the last step.
+    pub fn final_cell(&self) -> Option<ArrayView2<'_, T>> {
+        let slot = self.final_slot();
+        self.cells.as_ref().map(|c| c.index_axis(Axis(0), slot))
+    }
+
+    /// Hands every buffer back to the workspace.
+    pub fn recycle(self, workspace: &Workspace<T>) {
+        workspace.recycle(self.gates);
+        workspace.recycle(self.states);
+        for buffer in [self.cells, self.tanh_cells, self.hidden_n]
+            .into_iter()
+            .flatten()
+        {
+            workspace.recycle(buffer);
+        }
+    }
+}
+
+/// Runs one direction over the sequence and returns its tape.
+/// input (T, B, in); h0, c0 (B, H).
+pub fn forward<T: Real>(
+    mode: Mode,
+    params: &CellParams<T>,
+    input: ArrayView3<'_, T>,
+    h0: ArrayView2<'_, T>,
+    c0: Option<ArrayView2<'_, T>>,
+    reverse: bool,
+    workspace: &Workspace<T>,
+) -> DirectionTape<T> {
+    let (seq, batch, features) = input.dim();
+    let hidden = params.weight_hh.ncols();
+    let gate_rows = params.weight_hh.nrows();
+    let (bh, bg) = (batch * hidden, batch * gate_rows);
+
+    // The input projection of every step in one product, biases folded in where the cell allows.
+    let mut gates: Array3<T> = workspace.zeros((seq, batch, gate_rows));
+    {
+        let mut proj = gates
+            .view_mut()
+            .into_shape_with_order((seq * batch, gate_rows))
+            .expect("contiguous");
+        let mut bias = Array2::<T>::zeros((1, gate_rows));
+        if let Some(b) = &params.bias_ih {
+            bias.row_mut(0).assign(b);
+        }
+        if let (Some(b), false) = (&params.bias_hh, mode == Mode::Gru) {
+            bias.row_mut(0).zip_mut_with(b, |acc, &v| *acc = *acc + v);
+        }
+        proj.assign(&bias.row(0));
+        let x = input
+            .into_shape_with_order((seq * batch, features))
+            .expect("contiguous input");
+        matmul(proj, x, params.weight_ih.t(), true);
+    }
+
+    let mut states: Array3<T> = workspace.zeros((seq + 1, batch, hidden));
+    let mut cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq + 1, batch, hidden)));
+    let mut tanh_cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq, batch, hidden)));
+    let mut hidden_n = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, hidden)));
+    let h0_slot = if reverse { seq } else { 0 };
+    states.index_axis_mut(Axis(0), h0_slot).assign(&h0);
+    if let (Some(c), Some(c0)) = (cells.as_mut(), c0) {
+        c.index_axis_mut(Axis(0), h0_slot).assign(&c0);
+    }
+    // GRU keeps its hidden projection apart: b_hn and W_hn h sit inside r * (...).
+    let mut hproj = Array2::<T>::zeros((batch, gate_rows));
+
+    let steps: Box<dyn Iterator<Item = usize>> = if reverse {
+        Box::new((0..seq).rev())
+    } else {
+        Box::new(0..seq)
+    };
+    for t in steps {
+        let (prev, next) = state_slots(t, reverse);
+        let (h_prev, mut h_next) = read_and_write(&mut states, prev, next);
+        let mut step_gates = gates.index_axis_mut(Axis(0), t);
+        match mode {
+            Mode::RnnTanh | Mode::RnnRelu => {
+                matmul(
+                    step_gates.view_mut(),
+                    h_prev.view(),
+                    params.weight_hh.t(),
+                    true,
+                );
+                let pre = step_gates.as_slice_mut().expect("contiguous");
+                rnn_cell::forward(pre, mode == Mode::RnnRelu);
+                h_next.assign(&step_gates);
+            }
+            Mode::Lstm => {
+                matmul(
+                    step_gates.view_mut(),
+                    h_prev.view(),
+                    params.weight_hh.t(),
+                    true,
+                );
+                let c = cells.as_mut().expect("LSTM keeps cells");
+                let (c_prev, mut c_next) = read_and_write(c, prev, next);
+                let mut tc = tanh_cells
+                    .as_mut()
+                    .expect("LSTM keeps tanh(c)")
+                    .index_axis_mut(Axis(0), t);
+                lstm_cell::forward(
+                    step_gates.as_slice_mut().expect("contiguous"),
+                    c_prev.as_slice().expect("contiguous"),
+                    c_next.as_slice_mut().expect("contiguous"),
+                    tc.as_slice_mut().expect("contiguous"),
+                    h_next.as_slice_mut().expect("contiguous"),
+                    hidden,
+                );
+            }
+            Mode::Gru => {
+                match &params.bias_hh {
+                    Some(b) => hproj.assign(b),
+                    None => hproj.fill(T::zero()),
+                }
+                matmul(hproj.view_mut(), h_prev.view(), params.weight_hh.t(), true);
+                let mut hn = hidden_n
+                    .as_mut()
+                    .expect("GRU keeps h_n")
+                    .index_axis_mut(Axis(0), t);
+                gru_cell::forward(
+                    step_gates.as_slice_mut().expect("contiguous"),
+                    hproj.as_slice().expect("contiguous"),
+                    h_prev.as_slice().expect("contiguous"),
+                    hn.as_slice_mut().expect("contiguous"),
+                    h_next.as_slice_mut().expect("contiguous"),
+                    hidden,
+                );
+            }
+        }
+        debug_assert_eq!((h_next.len(), step_gates.len()), (bh, bg));
+    }
+    DirectionTape {
+        mode,
+        reverse,
+        gates,
+        states,
+        cells,
+        tanh_cells,
+        hidden_n,
+    }
+}
+
+/// Gradients that leave one direction through its initial state.
+pub struct InitialStateGrads<T> {
+    /// (B, H)
+    pub h0: Array2<T>,
+    /// (B, H), LSTM only
+    pub c0: Option<Array2<T>>,
+}
+
+/// BPTT through one direction. Consumes the tape (its gate buffer holds the gate gradients).
+/// input (T, B, in): what the forward pass read; grad_output (T, B, H): dLoss/d output (any
+/// strides); grad_h_n, grad_c_n (B, H); grads: this cell's parameter gradients, overwritten;
+/// grad_input (T*B, in): dLoss/d input, accumulated into when given.
+#[allow(clippy::too_many_arguments)]
+pub fn backward<T: Real>(
+    params: &CellParams<T>,
+    mut tape: DirectionTape<T>,
+    input: ArrayView3<'_, T>,
+    grad_output: ArrayView3<'_, T>,
+    grad_h_n: ArrayView2<'_, T>,
+    grad_c_n: Option<ArrayView2<'_, T>>,
+    grads: &mut CellParams<T>,
+    grad_input: Option<ArrayViewMut2<'_, T>>,
+    workspace: &Workspace<T>,
+) -> InitialStateGrads<T> {
+    let (seq, batch, _) = input.dim();
+    let hidden = params.weight_hh.ncols();
+    let gate_rows = params.weight_hh.nrows();
+    let mode = tape.mode;
+
+    let mut dh_carry = grad_h_n.to_owned();
+    let mut dc_carry = (mode == Mode::Lstm).then(|| match grad_c_n {
+        Some(g) => g.to_owned(),
+        None => Array2::zeros((batch, hidden)),
+    });
+    let mut dh = Array2::<T>::zeros((batch, hidden));
+    // GRU's gradients of the hidden projections differ from the input ones in the n block.
+    let mut hidden_grads = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, gate_rows)));
+
+    let steps: Box<dyn Iterator<Item = usize>> = if tape.reverse {
+        Box::new(0..seq)
+    } else {
+        Box::new((0..seq).rev())
+    };
+    for t in steps {
+        let (prev, _) = state_slots(t, tape.reverse);
+        // dLoss/dh_t: from the output at t and from step t+1 through W_hh
+        ndarray::Zip::from(&mut dh)
+            .and(grad_output.index_axis(Axis(0), t))
+            .and(&dh_carry)
+            .for_each(|d, &g, &c| *d = g + c);
+        let dh_slice = dh.as_slice().expect("contiguous");
+        let mut step = tape.gates.index_axis_mut(Axis(0), t);
+        let step_grads = step.as_slice_mut().expect("contiguous");
+        match mode {
+            Mode::RnnTanh | Mode::RnnRelu => {
+                rnn_cell::backward(step_grads, dh_slice, mode == Mode::RnnRelu);
+                matmul(
+                    dh_carry.view_mut(),
+                    step.view(),
+                    params.weight_hh.view(),
+                    false,
+                );
+            }
+            Mode::Lstm => {
+                let cells = tape.cells.as_ref().expect("LSTM keeps cells");
+                let tanh_c = tape.tanh_cells.as_ref().expect("LSTM keeps tanh(c)");
+                lstm_cell::backward(
+                    step_grads,
+                    tanh_c
+                        .index_axis(Axis(0), t)
+                        .as_slice()
+                        .expect("contiguous"),
+                    cells
+                        .index_axis(Axis(0), prev)
+                        .as_slice()
+                        .expect("contiguous"),
+                    dh_slice,
+                    dc_carry
+                        .as_mut()
+                        .expect("LSTM carries dc")
+                        .as_slice_mut()
+                        .expect("contiguous"),
+                    hidden,
+                );
+                matmul(
+                    dh_carry.view_mut(),
+                    step.view(),
+                    params.weight_hh.view(),
+                    false,
+                );
+            }
+            Mode::Gru => {
+                let mut hg = hidden_grads
+                    .as_mut()
+                    .expect("GRU keeps hidden grads")
+                    .index_axis_mut(Axis(0), t);
+                gru_cell::backward(
+                    step_grads,
+                    hg.as_slice_mut().expect("contiguous"),
+                    tape.hidden_n
+                        .as_ref()
+                        .expect("GRU keeps h_n")
+                        .index_axis(Axis(0), t)
+                        .as_slice()
+                        .expect("contiguous"),
+                    tape.states
+                        .index_axis(Axis(0), prev)
+                        .as_slice()
+                        .expect("contiguous"),
+                    dh_slice,
+                    dh_carry.as_slice_mut().expect("contiguous"),
+                    hidden,
+                );
+                matmul(
+                    dh_carry.view_mut(),
+                    hg.view(),
+                    params.weight_hh.view(),
+                    true,
+                );
+            }
+        }
+    }
+
+    // Parameter gradients: products over all T steps at once.
+    let x_grads = flat(tape.gates.view());
+    let h_grads = match &hidden_grads {
+        Some(hg) => flat(hg.view()),
+        None => x_grads.view(),
+    };
+    let x = flat(input);
+    matmul(grads.weight_ih.view_mut(), x_grads.t(), x, false);
+    matmul(
+        grads.weight_hh.view_mut(),
+        h_grads.t(),
+        flat(tape.previous_states()),
+        false,
+    );
+    if let Some(b) = grads.bias_ih.as_mut() {
+        b.assign(&x_grads.sum_axis(Axis(0)));
+    }
+    if let Some(b) = grads.bias_hh.as_mut() {
+        b.assign(&h_grads.sum_axis(Axis(0)));
+    }
+    if let Some(gx) = grad_input {
+        matmul(gx, x_grads, params.weight_ih.view(), true);
+    }
+    if let Some(hg) = hidden_grads {
+        workspace.recycle(hg);
+    }
+    tape.recycle(workspace);
+    InitialStateGrads {
+        h0: dh_carry,
+        c0: dc_carry,
+    }
+}

@@ -1,0 +1,47 @@
+//! The one error type of the library: every variant names the tensor or file it is about.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `rnn_wgpu`, with the numbers a user needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum RnnError {
+    /// A tensor has the wrong shape; `expected` may name symbolic dims, e.g. `(T, B, 4)`.
+    #[error("{tensor}: expected shape {expected}, got {got:?}")]
+    Shape {
+        tensor: String,
+        expected: String,
+        got: Vec<usize>,
+    },
+    /// A size that must be positive is zero.
+    #[error("{what} must be at least 1, got 0")]
+    ZeroSize { what: String },
+    /// NaN or infinity where it would poison the whole result.
+    #[error("{tensor} has a non-finite value ({value}) at flat index {index}")]
+    NonFinite {
+        tensor: String,
+        index: usize,
+        value: f64,
+    },
+    #[error("unknown mode '{0}' (expected RNN_TANH, RNN_RELU, LSTM or GRU)")]
+    UnknownMode(String),
+    /// A configuration that contradicts itself or the tensors given with it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("missing tensor '{name}' (expected one of shape {expected})")]
+    MissingTensor { name: String, expected: String },
+    #[error("unexpected tensor '{name}' (known names: {known})")]
+    UnexpectedTensor { name: String, known: String },
+    /// A file that cannot be read, or whose content is not what its format says.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+}
+
+pub type Result<T, E = RnnError> = std::result::Result<T, E>;
+
+/// Renders a shape the way PyTorch prints it: `(5, 3, 4)`.
+pub(crate) fn shape_string(dims: &[usize]) -> String {
+    let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("({})", inner.join(", "))
+}

@@ -1,0 +1,29 @@
+//! rnn-wgpu: recurrent neural networks (vanilla RNN, LSTM, GRU) with PyTorch's exact conventions,
+//! on a fast CPU reference path (and, through wgpu, on any GPU).
+//!
+//! ```
+//! use rnn_wgpu::{Mode, Rnn, RnnConfig};
+//! use ndarray::Array3;
+//!
+//! let config = RnnConfig::new(Mode::Lstm, 8, 16).layers(2);
+//! let model = Rnn::<f32>::new(config, 0).unwrap();
+//! let input = Array3::<f32>::zeros((5, 3, 8)); // (T, B, I)
+//! let out = model.forward(input.view(), None, None).unwrap();
+//! assert_eq!(out.output.dim(), (5, 3, 16)); // (T, B, D*H)
+//! ```
+
+pub mod bench;
+pub mod config;
+pub mod conventions;
+pub mod cpu;
+pub mod error;
+pub mod model;
+pub mod params;
+pub mod parity;
+pub mod tensor_file;
+
+pub use config::RnnConfig;
+pub use conventions::Mode;
+pub use error::{Result, RnnError};
+pub use model::{OutputGrads, Rnn, RnnGrads, RnnOutput, Tape};
+pub use params::{CellParams, RnnParams};

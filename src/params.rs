@@ -1,0 +1,156 @@
+//! Parameters (and parameter gradients) of a recurrent stack, held per layer and direction under
+//! PyTorch's names and shapes.
+
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Ix1, Ix2};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::config::{ParamSpec, RnnConfig};
+use crate::conventions::{ParamKind, init_bound};
+use crate::cpu::Real;
+use crate::error::{Result, RnnError, shape_string};
+
+/// The parameters of one layer in one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellParams<T> {
+    /// (G*H, in)
+    pub weight_ih: Array2<T>,
+    /// (G*H, H)
+    pub weight_hh: Array2<T>,
+    /// (G*H), absent when the stack has `bias = false`
+    pub bias_ih: Option<Array1<T>>,
+    /// (G*H)
+    pub bias_hh: Option<Array1<T>>,
+}
+
+/// Every cell's parameters, indexed by `layer * D + direction`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RnnParams<T> {
+    pub cells: Vec<CellParams<T>>,
+}
+
+impl<T: Real> RnnParams<T> {
+    /// All zeros: the starting point of gradient accumulation.
+    pub fn zeros(config: &RnnConfig) -> Self {
+        Self::filled(config, T::zero)
+    }
+
+    /// PyTorch's default initialisation U(-1/sqrt(H), 1/sqrt(H)), reproducible from `seed`.
+    pub fn init(config: &RnnConfig, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let bound = init_bound(config.hidden_size);
+        Self::filled(config, || {
+            num_traits::cast(rng.random_range(-bound..bound)).expect("f64 fits every Real")
+        })
+    }
+
+    fn filled(config: &RnnConfig, mut value: impl FnMut() -> T) -> Self {
+        let (gh, h) = (config.gate_rows(), config.hidden_size);
+        let mut cells = Vec::new();
+        for layer in 0..config.num_layers {
+            let input = config.layer_input_size(layer);
+            for _ in 0..config.directions() {
+                let mut bias = || {
+                    config
+                        .bias
+                        .then(|| Array1::from_shape_simple_fn(gh, &mut value))
+                };
+                let (bias_ih, bias_hh) = (bias(), bias());
+                cells.push(CellParams {
+                    weight_ih: Array2::from_shape_simple_fn((gh, input), &mut value),
+                    weight_hh: Array2::from_shape_simple_fn((gh, h), &mut value),
+                    bias_ih,
+                    bias_hh,
+                });
+            }
+        }
+        RnnParams { cells }
+    }
+
+    /// The cell of `layer` in `direction` (0 forward, 1 reverse).
+    pub fn cell(&self, config: &RnnConfig, layer: usize, direction: usize) -> &CellParams<T> {
+        &self.cells[layer * config.directions() + direction]
+    }
+
+    /// One parameter as an n-d view, `None` for a bias of a bias-free stack.
+    pub fn tensor(&self, config: &RnnConfig, spec: &ParamSpec) -> Option<ArrayViewD<'_, T>> {
+        let cell = self.cell(config, spec.layer, spec.direction);
+        match spec.kind {
+            ParamKind::WeightIh => Some(cell.weight_ih.view().into_dyn()),
+            ParamKind::WeightHh => Some(cell.weight_hh.view().into_dyn()),
+            ParamKind::BiasIh => cell.bias_ih.as_ref().map(|b| b.view().into_dyn()),
+            ParamKind::BiasHh => cell.bias_hh.as_ref().map(|b| b.view().into_dyn()),
+        }
+    }
+
+    /// Every parameter under its PyTorch name, in `named_parameters()` order.
+    pub fn named(&self, config: &RnnConfig) -> Vec<(String, ArrayViewD<'_, T>)> {
+        config
+            .param_specs()
+            .into_iter()
+            .filter_map(|spec| self.tensor(config, &spec).map(|t| (spec.name, t)))
+            .collect()
+    }
+
+    /// Builds the parameters from PyTorch-named tensors, checking that every expected name is there
+    /// with its shape. Names `lookup` does not know are the caller's business (a file may hold more).
+    pub fn from_lookup(
+        config: &RnnConfig,
+        mut lookup: impl FnMut(&str) -> Result<Option<ArrayD<T>>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut params = Self::zeros(config);
+        for spec in config.param_specs() {
+            let tensor = lookup(&spec.name)?.ok_or_else(|| RnnError::MissingTensor {
+                name: spec.name.clone(),
+                expected: shape_string(&spec.shape),
+            })?;
+            if tensor.shape() != spec.shape.as_slice() {
+                return Err(RnnError::Shape {
+                    tensor: spec.name.clone(),
+                    expected: shape_string(&spec.shape),
+                    got: tensor.shape().to_vec(),
+                });
+            }
+            let d = config.directions();
+            let cell = &mut params.cells[spec.layer * d + spec.direction];
+            match spec.kind {
+                ParamKind::WeightIh => cell.weight_ih = into_2d(tensor),
+                ParamKind::WeightHh => cell.weight_hh = into_2d(tensor),
+                ParamKind::BiasIh => cell.bias_ih = Some(into_1d(tensor)),
+                ParamKind::BiasHh => cell.bias_hh = Some(into_1d(tensor)),
+            }
+        }
+        Ok(params)
+    }
+
+    /// Sum of squares of every entry, in f64 (for global-norm clipping and tests).
+    pub fn sum_of_squares(&self) -> f64 {
+        let mut total = 0.0;
+        for cell in &self.cells {
+            let biases = cell.bias_ih.iter().chain(cell.bias_hh.iter());
+            for v in cell.weight_ih.iter().chain(cell.weight_hh.iter()) {
+                total += v.to_f64().unwrap_or(f64::NAN).powi(2);
+            }
+            for b in biases {
+                total += b
+                    .iter()
+                    .map(|v| v.to_f64().unwrap_or(f64::NAN).powi(2))
+                    .sum::<f64>();
+            }
+        }
+        total
+    }
+}
+
+fn into_2d<T>(tensor: ArrayD<T>) -> Array2<T> {
+    tensor
+        .into_dimensionality::<Ix2>()
+        .expect("shape checked against its spec")
+}
+
+fn into_1d<T>(tensor: ArrayD<T>) -> Array1<T> {
+    tensor
+        .into_dimensionality::<Ix1>()
+        .expect("shape checked against its spec")
+}

@@ -1,0 +1,230 @@
+//! The PyTorch parity harness: runs a reference case (format `rnn-parity/1`, see
+//! `tests/data/parity/README.md`) and compares every tensor with what PyTorch computed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, Ix3};
+
+use crate::config::RnnConfig;
+use crate::conventions::Mode;
+use crate::error::{Result, RnnError, shape_string};
+use crate::model::{OutputGrads, Rnn};
+use crate::params::RnnParams;
+use crate::tensor_file::{TensorFile, write_f32};
+
+/// Where the computation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    Gpu,
+}
+
+/// One compared tensor.
+#[derive(Clone, Debug)]
+pub struct TensorCheck {
+    /// Key without the `expected.` prefix, e.g. `grad.weight_ih_l0`.
+    pub name: String,
+    pub max_abs_err: f64,
+    pub tolerance: f64,
+    /// Why the comparison could not be made (shape mismatch, not computed).
+    pub problem: Option<String>,
+}
+
+impl TensorCheck {
+    pub fn passed(&self) -> bool {
+        self.problem.is_none() && self.max_abs_err <= self.tolerance
+    }
+}
+
+/// The outcome of one case.
+#[derive(Clone, Debug)]
+pub struct CaseReport {
+    pub path: PathBuf,
+    pub kind: String,
+    pub mode: Mode,
+    pub checks: Vec<TensorCheck>,
+    /// Everything computed, under the expected keys without their prefix.
+    pub computed: Vec<(String, ArrayD<f32>)>,
+}
+
+impl CaseReport {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(TensorCheck::passed)
+    }
+
+    /// Writes what was computed, for inspection beside the case.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let tensors: Vec<_> = self
+            .computed
+            .iter()
+            .map(|(k, v)| (k.clone(), v.view()))
+            .collect();
+        let meta = HashMap::from([
+            ("format".to_string(), "rnn-parity-result/1".to_string()),
+            ("case".to_string(), self.path.display().to_string()),
+        ]);
+        write_f32(path, &tensors, meta)
+    }
+}
+
+/// The tolerance of the case format: 2e-4 * max(1, max|expected|), and ten times that for
+/// `final.*` parameters, which several Adam steps amplify (its update is ~lr * sign(g) early on).
+pub fn tolerance(name: &str, expected: &ArrayD<f32>) -> f64 {
+    let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs() as f64));
+    let rel = if name.starts_with("final.") {
+        2e-3
+    } else {
+        2e-4
+    };
+    rel * scale
+}
+
+/// Runs one case file on `backend`.
+pub fn run_case(path: &Path, backend: Backend) -> Result<CaseReport> {
+    let file = TensorFile::read(path)?;
+    let format = file.meta("format")?;
+    if format != "rnn-parity/1" {
+        return Err(RnnError::File {
+            path: path.into(),
+            message: format!("format '{format}', expected 'rnn-parity/1'"),
+        });
+    }
+    let mode: Mode = file.meta("mode")?.parse()?;
+    let kind = file.meta("kind")?.to_string();
+    if backend == Backend::Gpu {
+        return Err(RnnError::Unsupported("--backend gpu".into()));
+    }
+    let computed = match kind.as_str() {
+        "layer" => run_layer_case(&file, mode)?,
+        "train" => return Err(RnnError::Unsupported("kind=train parity cases".into())),
+        other => {
+            return Err(RnnError::File {
+                path: path.into(),
+                message: format!("unknown kind '{other}'"),
+            });
+        }
+    };
+    let checks = compare(&file, &computed)?;
+    Ok(CaseReport {
+        path: path.into(),
+        kind,
+        mode,
+        checks,
+        computed,
+    })
+}
+
+/// Every `expected.*` tensor of the file against what was computed.
+fn compare(file: &TensorFile, computed: &[(String, ArrayD<f32>)]) -> Result<Vec<TensorCheck>> {
+    let by_name: HashMap<&str, &ArrayD<f32>> =
+        computed.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut checks = Vec::new();
+    for key in file.names().filter(|n| n.starts_with("expected.")) {
+        let name = key.trim_start_matches("expected.").to_string();
+        let expected = file.f32(key)?;
+        let tolerance = tolerance(&name, &expected);
+        let (max_abs_err, problem) = match by_name.get(name.as_str()) {
+            None => (f64::INFINITY, Some("not computed".to_string())),
+            Some(got) if got.shape() != expected.shape() => (
+                f64::INFINITY,
+                Some(format!(
+                    "shape {} but expected {}",
+                    shape_string(got.shape()),
+                    shape_string(expected.shape())
+                )),
+            ),
+            Some(got) => {
+                let err = got
+                    .iter()
+                    .zip(&expected)
+                    .map(|(g, e)| (*g as f64 - *e as f64).abs())
+                    .fold(0.0, f64::max);
+                // A NaN error is a failure, never a pass by comparison rules.
+                let problem = err.is_nan().then(|| "NaN in the result".to_string());
+                (err, problem)
+            }
+        };
+        checks.push(TensorCheck {
+            name,
+            max_abs_err,
+            tolerance,
+            problem,
+        });
+    }
+    Ok(checks)
+}
+
+fn tensor3(file: &TensorFile, name: &str) -> Result<ndarray::Array3<f32>> {
+    let t = file.f32(name)?;
+    let got = t.shape().to_vec();
+    t.into_dimensionality::<Ix3>().map_err(|_| RnnError::Shape {
+        tensor: name.into(),
+        expected: "3 dimensions".into(),
+        got,
+    })
+}
+
+fn optional3(file: &TensorFile, name: &str) -> Result<Option<ndarray::Array3<f32>>> {
+    file.contains(name).then(|| tensor3(file, name)).transpose()
+}
+
+/// One `torch.nn.RNN/LSTM/GRU` forward and backward.
+fn run_layer_case(file: &TensorFile, mode: Mode) -> Result<Vec<(String, ArrayD<f32>)>> {
+    let config = RnnConfig {
+        mode,
+        input_size: file.meta_parsed("input_size")?,
+        hidden_size: file.meta_parsed("hidden_size")?,
+        num_layers: file.meta_parsed("num_layers")?,
+        bidirectional: file.meta_parsed("bidirectional")?,
+        bias: file.contains("bias_ih_l0"),
+        batch_first: false,
+    };
+    let params = RnnParams::from_lookup(&config, |name| {
+        file.contains(name).then(|| file.f32(name)).transpose()
+    })?;
+    let model = Rnn::from_params(config.clone(), params)?;
+    let input = tensor3(file, "input")?;
+    let (seq, batch): (usize, usize) = (file.meta_parsed("seq_len")?, file.meta_parsed("batch")?);
+    if input.dim().0 != seq || input.dim().1 != batch {
+        return Err(RnnError::Shape {
+            tensor: "input".into(),
+            expected: format!("({seq}, {batch}, {}) from the metadata", config.input_size),
+            got: input.shape().to_vec(),
+        });
+    }
+    let (h0, c0) = (optional3(file, "h0")?, optional3(file, "c0")?);
+    let (output, tape) = model.forward_train(
+        input.view(),
+        h0.as_ref().map(|a| a.view()),
+        c0.as_ref().map(|a| a.view()),
+    )?;
+    let (g_out, g_h, g_c) = (
+        optional3(file, "grad_output")?,
+        optional3(file, "grad_h_n")?,
+        optional3(file, "grad_c_n")?,
+    );
+    let upstream = OutputGrads {
+        output: g_out.as_ref().map(|a| a.view()),
+        h_n: g_h.as_ref().map(|a| a.view()),
+        c_n: g_c.as_ref().map(|a| a.view()),
+    };
+    let grads = model.backward(tape, upstream, true)?;
+
+    let mut computed = vec![
+        ("output".to_string(), output.output.into_dyn()),
+        ("h_n".to_string(), output.h_n.into_dyn()),
+        ("grad.h0".to_string(), grads.h0.into_dyn()),
+    ];
+    computed.extend(output.c_n.map(|c| ("c_n".to_string(), c.into_dyn())));
+    computed.extend(grads.c0.map(|c| ("grad.c0".to_string(), c.into_dyn())));
+    computed.extend(
+        grads
+            .input
+            .map(|x| ("grad.input".to_string(), x.into_dyn())),
+    );
+    for (name, tensor) in grads.params.named(&config) {
+        computed.push((format!("grad.{name}"), tensor.to_owned()));
+    }
+    Ok(computed)
+}
