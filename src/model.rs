@@ -162,7 +162,7 @@ impl<T: Real> Rnn<T> {
             return Err(RnnError::Shape {
                 tensor: "input".into(),
                 expected: expected.replace("{I}", &cfg.input_size.to_string()),
-                got: self.from_seq_first_dims(input.dim()),
+                got: self.api_dims(input.dim()),
             });
         }
         check_finite("input", input.view())?;
@@ -182,7 +182,7 @@ impl<T: Real> Rnn<T> {
             stack::forward(cfg, &self.params, input.view(), h0, c0, &self.workspace)
         });
         let output = RnnOutput {
-            output: self.from_seq_first(out.output),
+            output: self.to_api_layout(out.output),
             h_n: out.h_n,
             c_n: out.c_n,
         };
@@ -212,8 +212,8 @@ impl<T: Real> Rnn<T> {
                 if g.dim() != out_dims {
                     return Err(RnnError::Shape {
                         tensor: "grad_output".into(),
-                        expected: shape_string(&self.from_seq_first_dims(out_dims)),
-                        got: self.from_seq_first_dims(g.dim()),
+                        expected: shape_string(&self.api_dims(out_dims)),
+                        got: self.api_dims(g.dim()),
                     });
                 }
                 g
@@ -250,7 +250,7 @@ impl<T: Real> Rnn<T> {
             )
         });
         Ok(RnnGrads {
-            input: g.input.map(|x| self.from_seq_first(x)),
+            input: g.input.map(|x| self.to_api_layout(x)),
             h0: g.h0,
             c0: g.c0,
             params: g.params,
@@ -292,7 +292,7 @@ impl<T: Real> Rnn<T> {
         }
     }
 
-    fn from_seq_first(&self, x: Array3<T>) -> Array3<T> {
+    fn to_api_layout(&self, x: Array3<T>) -> Array3<T> {
         if self.config.batch_first {
             x.permuted_axes([1, 0, 2]).as_standard_layout().into_owned()
         } else {
@@ -300,7 +300,7 @@ impl<T: Real> Rnn<T> {
         }
     }
 
-    fn from_seq_first_dims(&self, (t, b, f): (usize, usize, usize)) -> Vec<usize> {
+    fn api_dims(&self, (t, b, f): (usize, usize, usize)) -> Vec<usize> {
         if self.config.batch_first {
             vec![b, t, f]
         } else {

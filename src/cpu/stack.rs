@@ -105,6 +105,7 @@ pub fn forward<T: Real>(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 /// BPTT through the stack. grad_output (T, B, D*H); grad_h_n, grad_c_n (L*D, B, H).
 pub fn backward<T: Real>(
     config: &RnnConfig,

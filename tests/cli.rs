@@ -1,0 +1,130 @@
+//! The command line: exit status, one-line errors, and what it prints.
+
+use std::process::{Command, Output};
+
+fn rnn_wgpu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const LAYER_CASES: [&str; 7] = [
+    "tests/data/parity/rnn_tanh_small.safetensors",
+    "tests/data/parity/rnn_relu_small.safetensors",
+    "tests/data/parity/lstm_2layer.safetensors",
+    "tests/data/parity/gru_2layer.safetensors",
+    "tests/data/parity/lstm_bidir.safetensors",
+    "tests/data/parity/gru_bidir.safetensors",
+    "tests/data/parity/lstm_medium.safetensors",
+];
+
+#[test]
+fn parity_passes_every_public_layer_case() {
+    let mut args = vec!["parity", "--backend", "cpu"];
+    args.extend(LAYER_CASES);
+    let out = rnn_wgpu(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(!stdout.contains("FAIL"));
+    assert!(stdout.contains("PASS grad.weight_hh_l1_reverse"));
+    assert!(
+        stdout.trim_end().ends_with("7 of 7 cases passed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn parity_with_train_cases_exits_nonzero_saying_not_supported_yet() {
+    let out = rnn_wgpu(&[
+        "parity",
+        LAYER_CASES[0],
+        "tests/data/parity/train_gru_charlm.safetensors",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "train_gru_charlm.safetensors: FAIL: kind=train parity cases is not supported yet"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 of 2 cases passed"));
+}
+
+#[test]
+fn parity_on_gpu_exits_nonzero_saying_not_supported_yet() {
+    let out = rnn_wgpu(&["parity", LAYER_CASES[0], "--backend", "gpu"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("--backend gpu is not supported yet"));
+}
+
+#[test]
+fn parity_out_writes_the_computed_tensors() {
+    let path =
+        std::env::temp_dir().join(format!("rnn-wgpu-cli-{}.safetensors", std::process::id()));
+    let out = rnn_wgpu(&["parity", LAYER_CASES[2], "--out", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let file = rnn_wgpu::tensor_file::TensorFile::read(&path).expect("written");
+    for key in [
+        "output",
+        "h_n",
+        "c_n",
+        "grad.input",
+        "grad.h0",
+        "grad.c0",
+        "grad.weight_ih_l1",
+    ] {
+        assert!(file.contains(key), "{key} missing");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn bad_input_prints_one_line_and_exits_nonzero() {
+    let out = rnn_wgpu(&["bench", "--seq", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: --seq must be at least 1, got 0\n"
+    );
+
+    let out = rnn_wgpu(&["bench", "--hidden", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: hidden_size must be at least 1, got 0\n"
+    );
+}
+
+#[test]
+fn bench_json_has_the_peer_script_fields() {
+    let out = rnn_wgpu(&[
+        "bench", "--cell", "gru", "--input", "8", "--hidden", "16", "--layers", "2", "--batch",
+        "2", "--seq", "5", "--runs", "3", "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("one JSON object");
+    for field in [
+        "cell",
+        "input",
+        "hidden",
+        "layers",
+        "batch",
+        "seq",
+        "forward_ms",
+        "train_ms",
+        "runs",
+    ] {
+        assert!(v.get(field).is_some(), "{field} missing in {v}");
+    }
+    assert_eq!(v["cell"], "gru");
+    assert!(v["train_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["train_gflops"].as_f64().unwrap() > 0.0);
+}
