@@ -10,7 +10,7 @@
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 
-use super::matmul::matmul;
+use super::matmul::{TransposeScratch, matmul, matmul_batch_rows};
 use super::{Real, Workspace, gru_cell, lstm_cell, rnn_cell};
 use crate::conventions::Mode;
 use crate::params::CellParams;
@@ -152,6 +152,7 @@ pub fn forward<T: Real>(
     }
     // GRU keeps its hidden projection apart: b_hn and W_hn h sit inside r * (...).
     let mut hproj = Array2::<T>::zeros((batch, gate_rows));
+    let mut scratch = TransposeScratch::new(batch, hidden, gate_rows);
 
     let steps: Box<dyn Iterator<Item = usize>> = if reverse {
         Box::new((0..seq).rev())
@@ -164,22 +165,24 @@ pub fn forward<T: Real>(
         let mut step_gates = gates.index_axis_mut(Axis(0), t);
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
-                matmul(
+                matmul_batch_rows(
                     step_gates.view_mut(),
                     h_prev.view(),
                     params.weight_hh.t(),
                     true,
+                    &mut scratch,
                 );
                 let pre = step_gates.as_slice_mut().expect("contiguous");
                 rnn_cell::forward(pre, mode == Mode::RnnRelu);
                 h_next.assign(&step_gates);
             }
             Mode::Lstm => {
-                matmul(
+                matmul_batch_rows(
                     step_gates.view_mut(),
                     h_prev.view(),
                     params.weight_hh.t(),
                     true,
+                    &mut scratch,
                 );
                 let c = cells.as_mut().expect("LSTM keeps cells");
                 let (c_prev, mut c_next) = read_and_write(c, prev, next);
@@ -201,7 +204,13 @@ pub fn forward<T: Real>(
                     Some(b) => hproj.assign(b),
                     None => hproj.fill(T::zero()),
                 }
-                matmul(hproj.view_mut(), h_prev.view(), params.weight_hh.t(), true);
+                matmul_batch_rows(
+                    hproj.view_mut(),
+                    h_prev.view(),
+                    params.weight_hh.t(),
+                    true,
+                    &mut scratch,
+                );
                 let mut hn = hidden_n
                     .as_mut()
                     .expect("GRU keeps h_n")
@@ -264,6 +273,7 @@ pub fn backward<T: Real>(
         None => Array2::zeros((batch, hidden)),
     });
     let mut dh = Array2::<T>::zeros((batch, hidden));
+    let mut scratch = TransposeScratch::new(batch, gate_rows, hidden);
     // GRU's gradients of the hidden projections differ from the input ones in the n block.
     let mut hidden_grads = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, gate_rows)));
 
@@ -285,11 +295,12 @@ pub fn backward<T: Real>(
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
                 rnn_cell::backward(step_grads, dh_slice, mode == Mode::RnnRelu);
-                matmul(
+                matmul_batch_rows(
                     dh_carry.view_mut(),
                     step.view(),
                     params.weight_hh.view(),
                     false,
+                    &mut scratch,
                 );
             }
             Mode::Lstm => {
@@ -313,11 +324,12 @@ pub fn backward<T: Real>(
                         .expect("contiguous"),
                     hidden,
                 );
-                matmul(
+                matmul_batch_rows(
                     dh_carry.view_mut(),
                     step.view(),
                     params.weight_hh.view(),
                     false,
+                    &mut scratch,
                 );
             }
             Mode::Gru => {
@@ -342,11 +354,12 @@ pub fn backward<T: Real>(
                     dh_carry.as_slice_mut().expect("contiguous"),
                     hidden,
                 );
-                matmul(
+                matmul_batch_rows(
                     dh_carry.view_mut(),
                     hg.view(),
                     params.weight_hh.view(),
                     true,
+                    &mut scratch,
                 );
             }
         }
