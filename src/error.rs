@@ -36,6 +36,17 @@ pub enum RnnError {
     File { path: PathBuf, message: String },
     #[error("{0} is not supported yet")]
     Unsupported(String),
+    /// No adapter, a failed device request, or a validation error caught in an error scope.
+    #[error("GPU: {0}")]
+    Gpu(String),
+    /// A buffer or binding the model needs is larger than the device allows.
+    #[error("GPU limit {limit}: {what} needs {needed} bytes, the device allows {allowed}")]
+    DeviceLimit {
+        limit: &'static str,
+        what: String,
+        needed: u64,
+        allowed: u64,
+    },
 }
 
 pub type Result<T, E = RnnError> = std::result::Result<T, E>;

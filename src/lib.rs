@@ -12,16 +12,19 @@
 //! assert_eq!(out.output.dim(), (5, 3, 16)); // (T, B, D*H)
 //! ```
 
+pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod conventions;
 pub mod cpu;
 pub mod error;
+pub mod gpu;
 pub mod model;
 pub mod params;
 pub mod parity;
 pub mod tensor_file;
 
+pub use backend::Backend;
 pub use config::RnnConfig;
 pub use conventions::Mode;
 pub use error::{Result, RnnError};

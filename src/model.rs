@@ -1,21 +1,47 @@
 //! `Rnn`: the public model type. Checks every tensor it is given, handles `batch_first`, and
-//! runs the stack on the CPU path.
+//! runs the stack on the CPU path or the GPU engine: the same calls and results on both.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array3, ArrayView3, CowArray, Ix3};
 
+use crate::backend::Backend;
 use crate::config::RnnConfig;
-use crate::cpu::stack::{self, StackTape};
+use crate::cpu::stack::{self, StackGrads, StackOutput, StackTape};
 use crate::cpu::{Real, Workspace, on_thread_pool};
 use crate::error::{Result, RnnError, shape_string};
+use crate::gpu::{GpuContext, GpuModel, GpuTape, Upstream};
 use crate::params::RnnParams;
 
 /// A recurrent stack with its parameters, as `torch.nn.RNN/LSTM/GRU`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Rnn<T = f32> {
     config: RnnConfig,
+    /// The parameters; on the GPU backend the device holds a copy, refreshed after `params_mut`.
     params: RnnParams<T>,
-    /// Large buffers kept between calls.
+    /// Large CPU buffers kept between calls.
     workspace: Workspace<T>,
+    /// Set for the GPU backend.
+    context: Option<Arc<GpuContext>>,
+    /// The device-side model, made on first use.
+    gpu: Mutex<Option<Arc<GpuModel>>>,
+    /// The host parameters changed since they were uploaded.
+    gpu_stale: AtomicBool,
+}
+
+impl<T: Real> Clone for Rnn<T> {
+    /// A clone on the GPU backend shares the device and uploads its own parameters on first use.
+    fn clone(&self) -> Self {
+        Rnn {
+            config: self.config.clone(),
+            params: self.params.clone(),
+            workspace: self.workspace.clone(),
+            context: self.context.clone(),
+            gpu: Mutex::new(None),
+            gpu_stale: AtomicBool::new(false),
+        }
+    }
 }
 
 impl<T: PartialEq> PartialEq for Rnn<T> {
@@ -61,9 +87,15 @@ pub struct RnnGrads<T> {
 
 /// What `backward` needs from `forward_train`.
 pub struct Tape<T> {
-    stack: StackTape<T>,
+    inner: TapeInner<T>,
     seq_len: usize,
     batch: usize,
+}
+
+enum TapeInner<T> {
+    Cpu(StackTape<T>),
+    /// Activations stay on the device; this names the forward they belong to.
+    Gpu(GpuTape),
 }
 
 impl<T: Real> Rnn<T> {
@@ -71,11 +103,7 @@ impl<T: Real> Rnn<T> {
     pub fn new(config: RnnConfig, seed: u64) -> Result<Self> {
         config.validate()?;
         let params = RnnParams::init(&config, seed);
-        Ok(Rnn {
-            config,
-            params,
-            workspace: Workspace::new(),
-        })
+        Ok(Rnn::on_cpu(config, params))
     }
 
     /// A model with given parameters; every shape is checked against the config.
@@ -101,11 +129,74 @@ impl<T: Real> Rnn<T> {
                 });
             }
         }
-        Ok(Rnn {
+        Ok(Rnn::on_cpu(config, params))
+    }
+
+    fn on_cpu(config: RnnConfig, params: RnnParams<T>) -> Self {
+        Rnn {
             config,
             params,
             workspace: Workspace::new(),
-        })
+            context: None,
+            gpu: Mutex::new(None),
+            gpu_stale: AtomicBool::new(false),
+        }
+    }
+
+    /// Moves the model to `backend`; the GPU backend opens the preferred adapter.
+    pub fn with_backend(self, backend: Backend) -> Result<Self> {
+        match backend {
+            Backend::Cpu => Ok(Rnn {
+                context: None,
+                gpu: Mutex::new(None),
+                ..self
+            }),
+            Backend::Gpu => self.with_gpu(GpuContext::new()?),
+        }
+    }
+
+    /// Moves the model to the GPU of `context` (shared between models); parameters are uploaded
+    /// now, so a model too large for the device fails here.
+    pub fn with_gpu(self, context: Arc<GpuContext>) -> Result<Self> {
+        let model = Rnn {
+            context: Some(context),
+            gpu: Mutex::new(None),
+            ..self
+        };
+        model.gpu_model()?;
+        Ok(model)
+    }
+
+    pub fn backend(&self) -> Backend {
+        if self.context.is_some() {
+            Backend::Gpu
+        } else {
+            Backend::Cpu
+        }
+    }
+
+    /// The device-side model on the GPU backend (uploaded, and refreshed after `params_mut`).
+    pub fn gpu_model(&self) -> Result<Option<Arc<GpuModel>>> {
+        let Some(context) = &self.context else {
+            return Ok(None);
+        };
+        let mut slot = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(model) => {
+                if self.gpu_stale.swap(false, Ordering::AcqRel) {
+                    T::gpu_update(model, &self.params)?;
+                }
+            }
+            None => {
+                *slot = Some(Arc::new(T::gpu_model(
+                    context.clone(),
+                    &self.config,
+                    &self.params,
+                )?));
+                self.gpu_stale.store(false, Ordering::Release);
+            }
+        }
+        Ok(slot.clone())
     }
 
     pub fn config(&self) -> &RnnConfig {
@@ -116,7 +207,9 @@ impl<T: Real> Rnn<T> {
         &self.params
     }
 
+    /// The parameters to change in place; the GPU copy is refreshed before its next use.
     pub fn params_mut(&mut self) -> &mut RnnParams<T> {
+        self.gpu_stale.store(true, Ordering::Release);
         &mut self.params
     }
 
@@ -128,8 +221,10 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) = self.forward_train(input, h0, c0)?;
-        tape.stack.recycle(&self.workspace);
+        let (out, tape) = self.run_forward(input, h0, c0, false)?;
+        if let TapeInner::Cpu(stack) = tape.inner {
+            stack.recycle(&self.workspace);
+        }
         Ok(out)
     }
 
@@ -140,6 +235,112 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
+        self.run_forward(input, h0, c0, true)
+    }
+
+    /// Forward and BPTT together: on the GPU one submission for both.
+    pub fn forward_backward(
+        &self,
+        input: ArrayView3<'_, T>,
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+        grads: OutputGrads<'_, T>,
+        need_input_grad: bool,
+    ) -> Result<(RnnOutput<T>, RnnGrads<T>)> {
+        let Some(gpu) = self.gpu_model()? else {
+            let (out, tape) = self.forward_train(input, h0, c0)?;
+            return Ok((out, self.backward(tape, grads, need_input_grad)?));
+        };
+        let checked = self.check_inputs(input, h0, c0)?;
+        let upstream = self.check_upstream(checked.seq_len, checked.batch, grads)?;
+        let (out, stack_grads, _) = T::gpu_run(
+            &gpu,
+            checked.input.view(),
+            checked.h0.view(),
+            checked.c0.as_ref().map(|c| c.view()),
+            Some((upstream.as_upstream(), need_input_grad)),
+            true,
+        )?;
+        let out = out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?;
+        let grads = stack_grads.ok_or_else(|| RnnError::Gpu("no gradients read back".into()))?;
+        Ok((self.api_output(out), self.api_grads(grads)))
+    }
+
+    fn run_forward(
+        &self,
+        input: ArrayView3<'_, T>,
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+        keep_tape: bool,
+    ) -> Result<(RnnOutput<T>, Tape<T>)> {
+        let checked = self.check_inputs(input, h0, c0)?;
+        let (seq_len, batch) = (checked.seq_len, checked.batch);
+        let (h0, c0) = (checked.h0.view(), checked.c0.as_ref().map(|c| c.view()));
+        let (out, inner) = match self.gpu_model()? {
+            Some(gpu) => {
+                let (out, _, tape) = T::gpu_run(&gpu, checked.input.view(), h0, c0, None, true)?;
+                (
+                    out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?,
+                    TapeInner::Gpu(tape),
+                )
+            }
+            None => {
+                let cfg = &self.config;
+                let input = checked.input.view();
+                let (out, stack) = on_thread_pool(|| {
+                    stack::forward(cfg, &self.params, input, h0, c0, &self.workspace)
+                });
+                if !keep_tape {
+                    // Inference: the tape's buffers go straight back to the workspace.
+                    let output = self.api_output(out);
+                    stack.recycle(&self.workspace);
+                    let empty = StackTape::empty();
+                    return Ok((
+                        output,
+                        Tape {
+                            inner: TapeInner::Cpu(empty),
+                            seq_len,
+                            batch,
+                        },
+                    ));
+                }
+                (out, TapeInner::Cpu(stack))
+            }
+        };
+        Ok((
+            self.api_output(out),
+            Tape {
+                inner,
+                seq_len,
+                batch,
+            },
+        ))
+    }
+
+    fn api_output(&self, out: StackOutput<T>) -> RnnOutput<T> {
+        RnnOutput {
+            output: self.to_api_layout(out.output),
+            h_n: out.h_n,
+            c_n: out.c_n,
+        }
+    }
+
+    fn api_grads(&self, g: StackGrads<T>) -> RnnGrads<T> {
+        RnnGrads {
+            input: g.input.map(|x| self.to_api_layout(x)),
+            h0: g.h0,
+            c0: g.c0,
+            params: g.params,
+        }
+    }
+
+    /// Checks input, h0 and c0; returns them seq-first with zeros for absent states.
+    fn check_inputs<'a>(
+        &self,
+        input: ArrayView3<'a, T>,
+        h0: Option<ArrayView3<'a, T>>,
+        c0: Option<ArrayView3<'a, T>>,
+    ) -> Result<CheckedInputs<'a, T>> {
         let cfg = &self.config;
         let input = self.to_seq_first(input);
         let (seq_len, batch, features) = input.dim();
@@ -166,10 +367,16 @@ impl<T: Real> Rnn<T> {
             });
         }
         check_finite("input", input.view())?;
-        let zeros = self.state_zeros(batch);
-        let h0 = self.check_state("h0", h0, batch)?.unwrap_or(zeros.view());
+        let state =
+            |name: &str, given: Option<ArrayView3<'a, T>>| -> Result<CowArray<'a, T, Ix3>> {
+                Ok(match self.check_state(name, given, batch)? {
+                    Some(s) => CowArray::from(s),
+                    None => CowArray::from(self.state_zeros(batch)),
+                })
+            };
+        let h0 = state("h0", h0)?;
         let c0 = if cfg.mode.has_cell_state() {
-            Some(self.check_state("c0", c0, batch)?.unwrap_or(zeros.view()))
+            Some(state("c0", c0)?)
         } else if c0.is_some() {
             return Err(RnnError::Config(format!(
                 "c0 is only for LSTM, this model is {}",
@@ -178,22 +385,13 @@ impl<T: Real> Rnn<T> {
         } else {
             None
         };
-        let (out, stack) = on_thread_pool(|| {
-            stack::forward(cfg, &self.params, input.view(), h0, c0, &self.workspace)
-        });
-        let output = RnnOutput {
-            output: self.to_api_layout(out.output),
-            h_n: out.h_n,
-            c_n: out.c_n,
-        };
-        Ok((
-            output,
-            Tape {
-                stack,
-                seq_len,
-                batch,
-            },
-        ))
+        Ok(CheckedInputs {
+            input,
+            h0,
+            c0,
+            seq_len,
+            batch,
+        })
     }
 
     /// BPTT from upstream gradients; `need_input_grad` adds dLoss/d input.
@@ -203,8 +401,46 @@ impl<T: Real> Rnn<T> {
         grads: OutputGrads<'_, T>,
         need_input_grad: bool,
     ) -> Result<RnnGrads<T>> {
+        let upstream = self.check_upstream(tape.seq_len, tape.batch, grads)?;
+        let grads = match tape.inner {
+            TapeInner::Cpu(stack) => {
+                let cfg = &self.config;
+                let (g_out, g_h, g_c) = (
+                    upstream.output.view(),
+                    upstream.h_n.view(),
+                    upstream.c_n.as_ref().map(|c| c.view()),
+                );
+                on_thread_pool(|| {
+                    stack::backward(
+                        cfg,
+                        &self.params,
+                        stack,
+                        g_out,
+                        g_h,
+                        g_c,
+                        need_input_grad,
+                        &self.workspace,
+                    )
+                })
+            }
+            TapeInner::Gpu(tape) => {
+                let gpu = self
+                    .gpu_model()?
+                    .ok_or_else(|| RnnError::Config("a GPU tape given to a CPU model".into()))?;
+                T::gpu_backward(&gpu, tape, upstream.as_upstream(), need_input_grad)?
+            }
+        };
+        Ok(self.api_grads(grads))
+    }
+
+    /// Checks the upstream gradients; returns them seq-first with zeros for absent ones.
+    fn check_upstream<'a>(
+        &self,
+        seq_len: usize,
+        batch: usize,
+        grads: OutputGrads<'a, T>,
+    ) -> Result<CheckedUpstream<'a, T>> {
         let cfg = &self.config;
-        let (seq_len, batch) = (tape.seq_len, tape.batch);
         let out_dims = (seq_len, batch, cfg.output_size());
         let grad_output = match grads.output {
             Some(g) => {
@@ -220,15 +456,16 @@ impl<T: Real> Rnn<T> {
             }
             None => CowArray::from(Array3::zeros(out_dims)),
         };
-        let zeros = self.state_zeros(batch);
-        let grad_h_n = self
-            .check_state("grad_h_n", grads.h_n, batch)?
-            .unwrap_or(zeros.view());
-        let grad_c_n = match (cfg.mode.has_cell_state(), grads.c_n) {
-            (true, g) => Some(
-                self.check_state("grad_c_n", g, batch)?
-                    .unwrap_or(zeros.view()),
-            ),
+        let state =
+            |name: &str, given: Option<ArrayView3<'a, T>>| -> Result<CowArray<'a, T, Ix3>> {
+                Ok(match self.check_state(name, given, batch)? {
+                    Some(s) => CowArray::from(s),
+                    None => CowArray::from(self.state_zeros(batch)),
+                })
+            };
+        let h_n = state("grad_h_n", grads.h_n)?;
+        let c_n = match (cfg.mode.has_cell_state(), grads.c_n) {
+            (true, g) => Some(state("grad_c_n", g)?),
             (false, None) => None,
             (false, Some(_)) => {
                 return Err(RnnError::Config(format!(
@@ -237,23 +474,10 @@ impl<T: Real> Rnn<T> {
                 )));
             }
         };
-        let g = on_thread_pool(|| {
-            stack::backward(
-                cfg,
-                &self.params,
-                tape.stack,
-                grad_output.view(),
-                grad_h_n,
-                grad_c_n,
-                need_input_grad,
-                &self.workspace,
-            )
-        });
-        Ok(RnnGrads {
-            input: g.input.map(|x| self.to_api_layout(x)),
-            h0: g.h0,
-            c0: g.c0,
-            params: g.params,
+        Ok(CheckedUpstream {
+            output: grad_output,
+            h_n,
+            c_n,
         })
     }
 
@@ -322,5 +546,31 @@ fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>) -> Result<()> {
                 .and_then(|v| v.to_f64())
                 .unwrap_or(f64::NAN),
         }),
+    }
+}
+
+/// Inputs after their checks: seq-first, absent states as zeros.
+struct CheckedInputs<'a, T> {
+    input: CowArray<'a, T, Ix3>,
+    h0: CowArray<'a, T, Ix3>,
+    c0: Option<CowArray<'a, T, Ix3>>,
+    seq_len: usize,
+    batch: usize,
+}
+
+/// Upstream gradients after their checks: seq-first, absent ones as zeros.
+struct CheckedUpstream<'a, T> {
+    output: CowArray<'a, T, Ix3>,
+    h_n: CowArray<'a, T, Ix3>,
+    c_n: Option<CowArray<'a, T, Ix3>>,
+}
+
+impl<T> CheckedUpstream<'_, T> {
+    fn as_upstream(&self) -> Upstream<'_, T> {
+        Upstream {
+            output: Some(self.output.view()),
+            h_n: Some(self.h_n.view()),
+            c_n: self.c_n.as_ref().map(|c| c.view()),
+        }
     }
 }

@@ -13,12 +13,7 @@ use crate::model::{OutputGrads, Rnn};
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
-/// Where the computation runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Cpu,
-    Gpu,
-}
+pub use crate::backend::Backend;
 
 /// One compared tensor.
 #[derive(Clone, Debug)]
@@ -92,11 +87,8 @@ pub fn run_case(path: &Path, backend: Backend) -> Result<CaseReport> {
     }
     let mode: Mode = file.meta("mode")?.parse()?;
     let kind = file.meta("kind")?.to_string();
-    if backend == Backend::Gpu {
-        return Err(RnnError::Unsupported("--backend gpu".into()));
-    }
     let computed = match kind.as_str() {
-        "layer" => run_layer_case(&file, mode)?,
+        "layer" => run_layer_case(&file, mode, backend)?,
         "train" => return Err(RnnError::Unsupported("kind=train parity cases".into())),
         other => {
             return Err(RnnError::File {
@@ -170,7 +162,11 @@ fn optional3(file: &TensorFile, name: &str) -> Result<Option<ndarray::Array3<f32
 }
 
 /// One `torch.nn.RNN/LSTM/GRU` forward and backward.
-fn run_layer_case(file: &TensorFile, mode: Mode) -> Result<Vec<(String, ArrayD<f32>)>> {
+fn run_layer_case(
+    file: &TensorFile,
+    mode: Mode,
+    backend: Backend,
+) -> Result<Vec<(String, ArrayD<f32>)>> {
     let config = RnnConfig {
         mode,
         input_size: file.meta_parsed("input_size")?,
@@ -183,7 +179,7 @@ fn run_layer_case(file: &TensorFile, mode: Mode) -> Result<Vec<(String, ArrayD<f
     let params = RnnParams::from_lookup(&config, |name| {
         file.contains(name).then(|| file.f32(name)).transpose()
     })?;
-    let model = Rnn::from_params(config.clone(), params)?;
+    let model = Rnn::from_params(config.clone(), params)?.with_backend(backend)?;
     let input = tensor3(file, "input")?;
     let (seq, batch): (usize, usize) = (file.meta_parsed("seq_len")?, file.meta_parsed("batch")?);
     if input.dim().0 != seq || input.dim().1 != batch {
@@ -194,11 +190,6 @@ fn run_layer_case(file: &TensorFile, mode: Mode) -> Result<Vec<(String, ArrayD<f
         });
     }
     let (h0, c0) = (optional3(file, "h0")?, optional3(file, "c0")?);
-    let (output, tape) = model.forward_train(
-        input.view(),
-        h0.as_ref().map(|a| a.view()),
-        c0.as_ref().map(|a| a.view()),
-    )?;
     let (g_out, g_h, g_c) = (
         optional3(file, "grad_output")?,
         optional3(file, "grad_h_n")?,
@@ -209,7 +200,13 @@ fn run_layer_case(file: &TensorFile, mode: Mode) -> Result<Vec<(String, ArrayD<f
         h_n: g_h.as_ref().map(|a| a.view()),
         c_n: g_c.as_ref().map(|a| a.view()),
     };
-    let grads = model.backward(tape, upstream, true)?;
+    let (output, grads) = model.forward_backward(
+        input.view(),
+        h0.as_ref().map(|a| a.view()),
+        c0.as_ref().map(|a| a.view()),
+        upstream,
+        true,
+    )?;
 
     let mut computed = vec![
         ("output".to_string(), output.output.into_dyn()),

@@ -5,7 +5,17 @@ use std::fmt::{Debug, Display};
 use ndarray::LinalgScalar;
 use num_traits::Float;
 
+use ndarray::ArrayView3;
+
 use super::activations;
+use super::stack::{StackGrads, StackOutput};
+use crate::config::RnnConfig;
+use crate::error::{Result, RnnError};
+use crate::gpu::{GpuContext, GpuModel, GpuTape, Upstream};
+use crate::params::RnnParams;
+
+/// What a GPU run returns: outputs and gradients when read back, and the tape.
+pub type GpuRun<T> = (Option<StackOutput<T>>, Option<StackGrads<T>>, GpuTape);
 
 /// A float the CPU path computes in, with its vectorised activations.
 pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default + 'static {
@@ -18,6 +28,34 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
     fn tanh_in_place(xs: &mut [Self]);
     /// out <- tanh(xs)
     fn tanh_into(xs: &[Self], out: &mut [Self]);
+
+    /// A forward (and BPTT when `upstream` is given) on the GPU, which computes in f32 only.
+    fn gpu_run(
+        gpu: &GpuModel,
+        input: ArrayView3<'_, Self>,
+        h0: ArrayView3<'_, Self>,
+        c0: Option<ArrayView3<'_, Self>>,
+        upstream: Option<(Upstream<'_, Self>, bool)>,
+        read_back: bool,
+    ) -> Result<GpuRun<Self>>;
+
+    /// BPTT on the GPU through the forward that made `tape`.
+    fn gpu_backward(
+        gpu: &GpuModel,
+        tape: GpuTape,
+        upstream: Upstream<'_, Self>,
+        need_input_grad: bool,
+    ) -> Result<StackGrads<Self>>;
+
+    /// Puts a model's parameters on the GPU.
+    fn gpu_model(
+        ctx: std::sync::Arc<GpuContext>,
+        config: &RnnConfig,
+        params: &RnnParams<Self>,
+    ) -> Result<GpuModel>;
+
+    /// Re-uploads host parameters to the GPU model.
+    fn gpu_update(gpu: &GpuModel, params: &RnnParams<Self>) -> Result<()>;
 }
 
 impl Real for f32 {
@@ -33,6 +71,43 @@ impl Real for f32 {
         out.copy_from_slice(xs);
         activations::tanh_f32(out);
     }
+
+    fn gpu_run(
+        gpu: &GpuModel,
+        input: ArrayView3<'_, f32>,
+        h0: ArrayView3<'_, f32>,
+        c0: Option<ArrayView3<'_, f32>>,
+        upstream: Option<(Upstream<'_, f32>, bool)>,
+        read_back: bool,
+    ) -> Result<GpuRun<f32>> {
+        gpu.run(input, h0, c0, upstream, read_back)
+    }
+
+    fn gpu_backward(
+        gpu: &GpuModel,
+        tape: GpuTape,
+        upstream: Upstream<'_, f32>,
+        need_input_grad: bool,
+    ) -> Result<StackGrads<f32>> {
+        gpu.backward(tape, upstream, need_input_grad)
+    }
+
+    fn gpu_model(
+        ctx: std::sync::Arc<GpuContext>,
+        config: &RnnConfig,
+        params: &RnnParams<f32>,
+    ) -> Result<GpuModel> {
+        GpuModel::new(ctx, config, params)
+    }
+
+    fn gpu_update(gpu: &GpuModel, params: &RnnParams<f32>) -> Result<()> {
+        gpu.update_params(params);
+        Ok(())
+    }
+}
+
+fn f64_on_gpu() -> RnnError {
+    RnnError::Unsupported("f64 on the GPU (the kernels compute in f32)".into())
 }
 
 impl Real for f64 {
@@ -53,5 +128,37 @@ impl Real for f64 {
         for (o, x) in out.iter_mut().zip(xs) {
             *o = x.tanh();
         }
+    }
+
+    fn gpu_run(
+        _: &GpuModel,
+        _: ArrayView3<'_, f64>,
+        _: ArrayView3<'_, f64>,
+        _: Option<ArrayView3<'_, f64>>,
+        _: Option<(Upstream<'_, f64>, bool)>,
+        _: bool,
+    ) -> Result<GpuRun<f64>> {
+        Err(f64_on_gpu())
+    }
+
+    fn gpu_backward(
+        _: &GpuModel,
+        _: GpuTape,
+        _: Upstream<'_, f64>,
+        _: bool,
+    ) -> Result<StackGrads<f64>> {
+        Err(f64_on_gpu())
+    }
+
+    fn gpu_model(
+        _: std::sync::Arc<GpuContext>,
+        _: &RnnConfig,
+        _: &RnnParams<f64>,
+    ) -> Result<GpuModel> {
+        Err(f64_on_gpu())
+    }
+
+    fn gpu_update(_: &GpuModel, _: &RnnParams<f64>) -> Result<()> {
+        Err(f64_on_gpu())
     }
 }

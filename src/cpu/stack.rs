@@ -27,6 +27,14 @@ pub struct StackTape<T> {
 }
 
 impl<T: Real> StackTape<T> {
+    /// A tape with nothing on it, for a forward that keeps none.
+    pub fn empty() -> Self {
+        StackTape {
+            layer_inputs: Vec::new(),
+            directions: Vec::new(),
+        }
+    }
+
     /// Hands every buffer back, for a forward pass that needs no backward.
     pub fn recycle(self, workspace: &Workspace<T>) {
         for x in self.layer_inputs {

@@ -1,0 +1,33 @@
+// Shared by the recurrent kernels: the per-step parameters and overflow-safe activations.
+
+// One time step of one direction of one layer; one of these per step, 256 bytes apart in a
+// uniform buffer, picked with a dynamic offset.
+struct Step {
+    batch: u32,
+    hidden: u32,
+    t: u32,          // time index of this step
+    prev_slot: u32,  // state slot read (see the host's time-indexed state layout)
+    next_slot: u32,  // state slot written
+    out_col: u32,    // first column of this direction in the layer output (dir * H)
+    out_width: u32,  // D * H
+    flags: u32,      // bit 0: relu (RNN); bit 1: add `direct` (GRU hidden backward)
+    gate_rows: u32,  // G * H
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    // exp(-x) overflows to +inf for very negative x, and 1 / inf = 0: still exact.
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn tanh_safe(x: f32) -> f32 {
+    // Built-in tanh may overflow to NaN for large |x| on some drivers; e = exp(-2|x|) <= 1 cannot.
+    let e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+const WG: u32 = 64u;
+// One chunk of the h_{t-1} row of this workgroup's batch entry, shared by its 64 invocations.
+var<workgroup> h_tile: array<f32, 64>;

@@ -1,0 +1,83 @@
+// GRU: the fused recurrent step and the gate backward of one time step.
+// Invocation (j, b): hidden unit j of batch entry b; dispatch (ceil(H / 64), B, 1).
+// Gate rows [r | z | n], each H wide. n = tanh(x_n + r * (W_hn h + b_hn)).
+
+@group(0) @binding(0) var<uniform> s: Step;
+@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, 3H): W_hh transposed
+@group(0) @binding(2) var<storage, read> b_hh: array<f32>;            // (3H), zeros without bias
+@group(0) @binding(3) var<storage, read_write> gates: array<f32>;     // (T, B, 3H)
+@group(0) @binding(4) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
+@group(0) @binding(5) var<storage, read_write> hidden_n: array<f32>;  // (T, B, H): W_hn h + b_hn
+@group(0) @binding(6) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
+@group(0) @binding(7) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
+@group(0) @binding(8) var<storage, read> dh_rec: array<f32>;          // (B, H)
+@group(0) @binding(9) var<storage, read_write> hgrads: array<f32>;    // (T, B, 3H): d(h projections)
+@group(0) @binding(10) var<storage, read_write> direct: array<f32>;   // (B, H): z * dh
+
+@compute @workgroup_size(64, 1, 1)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let gh = 3u * h;
+    let b = wg.y;
+    let j = wg.x * WG + lid.x;
+    let in_range = j < h;
+    let prev = (s.prev_slot * s.batch + b) * h;
+    var acc = vec3<f32>(0.0);
+    for (var k0 = 0u; k0 < h; k0 += WG) {
+        let k = k0 + lid.x;
+        h_tile[lid.x] = select(0.0, states[prev + k], k < h);
+        workgroupBarrier();
+        if (in_range) {
+            let n = min(WG, h - k0);
+            for (var kk = 0u; kk < n; kk++) {
+                let w = (k0 + kk) * gh + j;
+                acc += h_tile[kk] * vec3<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h]);
+            }
+        }
+        workgroupBarrier();
+    }
+    if (!in_range) { return; }
+    let g0 = (s.t * s.batch + b) * gh + j;
+    let r = sigmoid(gates[g0] + acc.x + b_hh[j]);
+    let z = sigmoid(gates[g0 + h] + acc.y + b_hh[h + j]);
+    let hn = acc.z + b_hh[2u * h + j];
+    let n = tanh_safe(gates[g0 + 2u * h] + r * hn);
+    gates[g0] = r;
+    gates[g0 + h] = z;
+    gates[g0 + 2u * h] = n;
+    let tj = (s.t * s.batch + b) * h + j;
+    hidden_n[tj] = hn;
+    let h_new = n + z * (states[prev + j] - n);
+    states[(s.next_slot * s.batch + b) * h + j] = h_new;
+    output[(s.t * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+}
+
+// gates[t] <- d(x projections); hgrads[t] <- d(h projections); direct <- z * dh.
+@compute @workgroup_size(64, 1, 1)
+fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let h = s.hidden;
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= h) { return; }
+    let bj = b * h + j;
+    let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[bj];
+    let g0 = (s.t * s.batch + b) * 3u * h + j;
+    let r = gates[g0];
+    let z = gates[g0 + h];
+    let n = gates[g0 + 2u * h];
+    // backprop through h = n + z (h_prev - n)
+    let d_n = dh * (1.0 - z);
+    let d_z = dh * (states[s.prev_slot * s.batch * h + bj] - n);
+    direct[bj] = dh * z;
+    // backprop through n = tanh(x_n + r h_n), then the sigmoids
+    let d_npre = d_n * (1.0 - n * n);
+    let d_r = d_npre * hidden_n[(s.t * s.batch + b) * h + j];
+    let d_rpre = d_r * r * (1.0 - r);
+    let d_zpre = d_z * z * (1.0 - z);
+    gates[g0] = d_rpre;
+    gates[g0 + h] = d_zpre;
+    gates[g0 + 2u * h] = d_npre;
+    hgrads[g0] = d_rpre;
+    hgrads[g0 + h] = d_zpre;
+    hgrads[g0 + 2u * h] = d_npre * r;
+}

@@ -1,0 +1,84 @@
+// LSTM: the fused recurrent step and the gate backward of one time step.
+// Invocation (j, b): hidden unit j of batch entry b; dispatch (ceil(H / 64), B, 1).
+// Gate rows [i | f | g | o], each H wide. States are time-indexed (T+1 slots).
+
+@group(0) @binding(0) var<uniform> s: Step;
+@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, 4H): W_hh transposed
+@group(0) @binding(2) var<storage, read_write> gates: array<f32>;     // (T, B, 4H)
+@group(0) @binding(3) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
+@group(0) @binding(4) var<storage, read_write> cells: array<f32>;     // (T+1, B, H)
+@group(0) @binding(5) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
+@group(0) @binding(6) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
+@group(0) @binding(7) var<storage, read> dh_rec: array<f32>;          // (B, H): dL/dh from step t+1
+@group(0) @binding(8) var<storage, read_write> dc: array<f32>;        // (B, H): dL/dc carried
+
+// gates[t] <- activations of (x-projection + h_{t-1} W_hh^T); c, h of step t.
+@compute @workgroup_size(64, 1, 1)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let gh = 4u * h;
+    let b = wg.y;
+    let j = wg.x * WG + lid.x;
+    let in_range = j < h;
+    let prev = (s.prev_slot * s.batch + b) * h;
+    var acc = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < h; k0 += WG) {
+        let k = k0 + lid.x;
+        h_tile[lid.x] = select(0.0, states[prev + k], k < h);
+        workgroupBarrier();
+        if (in_range) {
+            let n = min(WG, h - k0);
+            for (var kk = 0u; kk < n; kk++) {
+                let w = (k0 + kk) * gh + j;
+                let hv = h_tile[kk];
+                acc += hv * vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], w_hh_t[w + 3u * h]);
+            }
+        }
+        workgroupBarrier();
+    }
+    if (!in_range) { return; }
+    let g0 = (s.t * s.batch + b) * gh + j;
+    let i_g = sigmoid(gates[g0] + acc.x);
+    let f_g = sigmoid(gates[g0 + h] + acc.y);
+    let g_g = tanh_safe(gates[g0 + 2u * h] + acc.z);
+    let o_g = sigmoid(gates[g0 + 3u * h] + acc.w);
+    gates[g0] = i_g;
+    gates[g0 + h] = f_g;
+    gates[g0 + 2u * h] = g_g;
+    gates[g0 + 3u * h] = o_g;
+    let c_new = f_g * cells[prev + j] + i_g * g_g;
+    let h_new = o_g * tanh_safe(c_new);
+    let next = (s.next_slot * s.batch + b) * h + j;
+    cells[next] = c_new;
+    states[next] = h_new;
+    output[(s.t * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+}
+
+// gates[t] <- d(pre-activations); dc <- dL/dc_{t-1}.
+@compute @workgroup_size(64, 1, 1)
+fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let h = s.hidden;
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= h) { return; }
+    let bj = b * h + j;
+    let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[bj];
+    let g0 = (s.t * s.batch + b) * 4u * h + j;
+    let i_g = gates[g0];
+    let f_g = gates[g0 + h];
+    let g_g = gates[g0 + 2u * h];
+    let o_g = gates[g0 + 3u * h];
+    let tc = tanh_safe(cells[s.next_slot * s.batch * h + bj]);
+    // backprop through h = o tanh(c), then c = f c_prev + i g
+    let dc_t = dc[bj] + dh * o_g * (1.0 - tc * tc);
+    let d_o = dh * tc;
+    let d_i = dc_t * g_g;
+    let d_g = dc_t * i_g;
+    let d_f = dc_t * cells[s.prev_slot * s.batch * h + bj];
+    dc[bj] = dc_t * f_g;
+    // backprop through the gate nonlinearities
+    gates[g0] = d_i * i_g * (1.0 - i_g);
+    gates[g0 + h] = d_f * f_g * (1.0 - f_g);
+    gates[g0 + 2u * h] = d_g * (1.0 - g_g * g_g);
+    gates[g0 + 3u * h] = d_o * o_g * (1.0 - o_g);
+}

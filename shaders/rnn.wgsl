@@ -1,0 +1,57 @@
+// Elman RNN (tanh or relu): the fused recurrent step and the gate backward of one time step.
+// Invocation (j, b): hidden unit j of batch entry b; dispatch (ceil(H / 64), B, 1).
+
+@group(0) @binding(0) var<uniform> s: Step;
+@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, H): W_hh transposed
+@group(0) @binding(2) var<storage, read_write> gates: array<f32>;     // (T, B, H)
+@group(0) @binding(3) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
+@group(0) @binding(5) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
+@group(0) @binding(6) var<storage, read> dh_rec: array<f32>;          // (B, H)
+
+@compute @workgroup_size(64, 1, 1)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let b = wg.y;
+    let j = wg.x * WG + lid.x;
+    let in_range = j < h;
+    let prev = (s.prev_slot * s.batch + b) * h;
+    var acc = 0.0;
+    for (var k0 = 0u; k0 < h; k0 += WG) {
+        let k = k0 + lid.x;
+        h_tile[lid.x] = select(0.0, states[prev + k], k < h);
+        workgroupBarrier();
+        if (in_range) {
+            let n = min(WG, h - k0);
+            for (var kk = 0u; kk < n; kk++) {
+                acc = fma(h_tile[kk], w_hh_t[(k0 + kk) * h + j], acc);
+            }
+        }
+        workgroupBarrier();
+    }
+    if (!in_range) { return; }
+    let g0 = (s.t * s.batch + b) * h + j;
+    let pre = gates[g0] + acc;
+    var h_new: f32;
+    if ((s.flags & 1u) != 0u) { h_new = max(pre, 0.0); } else { h_new = tanh_safe(pre); }
+    gates[g0] = h_new;
+    states[(s.next_slot * s.batch + b) * h + j] = h_new;
+    output[(s.t * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+}
+
+// gates[t] <- d(pre-activation).
+@compute @workgroup_size(64, 1, 1)
+fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let h = s.hidden;
+    let j = gid.x;
+    let b = gid.y;
+    if (j >= h) { return; }
+    let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[b * h + j];
+    let g0 = (s.t * s.batch + b) * h + j;
+    let y = gates[g0];
+    if ((s.flags & 1u) != 0u) {
+        gates[g0] = select(0.0, dh, y > 0.0);  // backprop through relu
+    } else {
+        gates[g0] = dh * (1.0 - y * y);        // backprop through tanh
+    }
+}

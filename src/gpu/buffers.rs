@@ -1,0 +1,104 @@
+//! Buffer helpers: f32 storage buffers in and out, uniform buffers, readback.
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use crate::error::{Result, RnnError};
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl GpuContext {
+    /// A storage buffer of `len` f32 zeros; `what` names it in a limit error.
+    pub fn zeros(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
+        // Zero-sized bindings are invalid: keep one element.
+        let bytes = (len.max(1) * 4) as u64;
+        self.check_buffer(what, bytes)?;
+        self.checked(what, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: bytes,
+                usage: STORAGE,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        if data.is_empty() {
+            return self.zeros(what, 0);
+        }
+        self.check_buffer(what, (data.len() * 4) as u64)?;
+        self.checked(what, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(what),
+                    contents: bytemuck::cast_slice(data),
+                    usage: STORAGE,
+                })
+        })
+    }
+
+    /// Overwrites the start of `buffer` with `data` (queued before the next submission).
+    pub fn write(&self, buffer: &wgpu::Buffer, data: &[f32]) {
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        }
+    }
+
+    /// A uniform buffer holding `bytes`.
+    pub fn uniform(&self, what: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        self.checked(what, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(what),
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                })
+        })
+    }
+
+    /// A buffer the host can map after a copy into it.
+    pub fn staging(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
+        self.checked(what, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: (len.max(1) * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Maps staging buffers (after their copies were submitted) and returns their contents.
+    pub fn read_staging(&self, buffers: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for (i, (buffer, _)) in buffers.iter().enumerate() {
+            let sender = sender.clone();
+            buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = sender.send((i, r));
+            });
+        }
+        drop(sender);
+        self.wait()?;
+        for (i, result) in receiver.iter() {
+            result.map_err(|e| RnnError::Gpu(format!("reading back buffer {i}: {e}")))?;
+        }
+        buffers
+            .iter()
+            .map(|(buffer, len)| {
+                let data = buffer
+                    .slice(..)
+                    .get_mapped_range()
+                    .map_err(|e| RnnError::Gpu(format!("mapping a readback buffer: {e}")))?;
+                let values = bytemuck::cast_slice::<u8, f32>(&data)[..*len].to_vec();
+                drop(data);
+                buffer.unmap();
+                Ok(values)
+            })
+            .collect()
+    }
+}

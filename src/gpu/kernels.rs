@@ -1,0 +1,243 @@
+//! Every WGSL kernel, named once: its source, entry point and binding layout. Pipelines and
+//! bind-group layouts are built on first use and cached under the kernel's key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::context::GpuContext;
+use crate::error::Result;
+
+/// Size of one `Step` uniform (shaders/common.wgsl) and the stride between steps in its buffer.
+pub const STEP_UNIFORM_SIZE: u64 = 48;
+pub const STEP_UNIFORM_STRIDE: u64 = 256;
+
+/// How a kernel sees one binding; the binding number is the position in `Kernel::bindings`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// A plain uniform buffer.
+    Uniform,
+    /// The per-step `Step` uniform, picked with a dynamic offset.
+    Step,
+    Read,
+    ReadWrite,
+}
+
+use Binding::{Read, ReadWrite, Step, Uniform};
+
+/// The kernels, as a typed key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Matmul,
+    ColumnSum,
+    RnnForward,
+    RnnBackwardGates,
+    LstmForward,
+    LstmBackwardGates,
+    GruForward,
+    GruBackwardGates,
+    HiddenBackward,
+}
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
+const RNN: &str = include_str!("../../shaders/rnn.wgsl");
+const LSTM: &str = include_str!("../../shaders/lstm.wgsl");
+const GRU: &str = include_str!("../../shaders/gru.wgsl");
+const HIDDEN_BACKWARD: &str = include_str!("../../shaders/hidden_backward.wgsl");
+
+// Binding layouts, one per shader file (both entry points of a cell file share theirs).
+const MATMUL_BINDINGS: &[Binding] = &[Uniform, Read, Read, ReadWrite, Read, Read];
+const COLUMN_SUM_BINDINGS: &[Binding] = &[Uniform, Read, ReadWrite];
+const RNN_BINDINGS: &[Binding] = &[Step, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read];
+const LSTM_BINDINGS: &[Binding] = &[
+    Step, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read, Read, ReadWrite,
+];
+const GRU_BINDINGS: &[Binding] = &[
+    Step, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read, Read, ReadWrite, ReadWrite,
+];
+const HIDDEN_BACKWARD_BINDINGS: &[Binding] = &[Step, Read, Read, Read, ReadWrite];
+
+impl Kernel {
+    /// (file name, WGSL source without the common prelude)
+    fn file(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::Matmul => ("matmul.wgsl", MATMUL),
+            Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
+            Kernel::RnnForward | Kernel::RnnBackwardGates => ("rnn.wgsl", RNN),
+            Kernel::LstmForward | Kernel::LstmBackwardGates => ("lstm.wgsl", LSTM),
+            Kernel::GruForward | Kernel::GruBackwardGates => ("gru.wgsl", GRU),
+            Kernel::HiddenBackward => ("hidden_backward.wgsl", HIDDEN_BACKWARD),
+        }
+    }
+
+    /// Whether the source needs shaders/common.wgsl in front of it.
+    fn uses_common(self) -> bool {
+        !matches!(self, Kernel::Matmul | Kernel::ColumnSum)
+    }
+
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::RnnForward | Kernel::LstmForward | Kernel::GruForward => "forward",
+            Kernel::RnnBackwardGates | Kernel::LstmBackwardGates | Kernel::GruBackwardGates => {
+                "backward_gates"
+            }
+            Kernel::Matmul | Kernel::ColumnSum | Kernel::HiddenBackward => "main",
+        }
+    }
+
+    pub fn bindings(self) -> &'static [Binding] {
+        match self {
+            Kernel::Matmul => MATMUL_BINDINGS,
+            Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
+            Kernel::RnnForward | Kernel::RnnBackwardGates => RNN_BINDINGS,
+            Kernel::LstmForward | Kernel::LstmBackwardGates => LSTM_BINDINGS,
+            Kernel::GruForward | Kernel::GruBackwardGates => GRU_BINDINGS,
+            Kernel::HiddenBackward => HIDDEN_BACKWARD_BINDINGS,
+        }
+    }
+}
+
+/// A compiled kernel: its pipeline and the layout its bind groups are made for.
+#[derive(Clone)]
+pub struct CompiledKernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Pipelines by kernel, built once per device.
+#[derive(Default)]
+pub struct KernelCache {
+    compiled: Mutex<HashMap<Kernel, Arc<CompiledKernel>>>,
+    /// One layout per shader file, so both entry points of a cell file take the same bind group.
+    layouts: Mutex<HashMap<&'static str, wgpu::BindGroupLayout>>,
+}
+
+impl GpuContext {
+    /// The kernel's pipeline, compiled on first use.
+    pub fn kernel(&self, kernel: Kernel) -> Result<Arc<CompiledKernel>> {
+        if let Some(k) = self
+            .kernels
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&kernel)
+        {
+            return Ok(k.clone());
+        }
+        let compiled = Arc::new(self.checked(&format!("compiling {}", kernel.file().0), || {
+            self.compile(kernel)
+        })?);
+        self.kernels
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kernel, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn compile(&self, kernel: Kernel) -> CompiledKernel {
+        let (file, body) = kernel.file();
+        let source = if kernel.uses_common() {
+            format!("{COMMON}\n{body}")
+        } else {
+            body.to_string()
+        };
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+            .bindings()
+            .iter()
+            .enumerate()
+            .map(|(i, binding)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match binding {
+                    Uniform | Step => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: *binding == Step,
+                        min_binding_size: None,
+                    },
+                    Read | ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: *binding == Read,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = self
+            .kernels
+            .layouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(file)
+            .or_insert_with(|| {
+                self.device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: Some(file),
+                        entries: &entries,
+                    })
+            })
+            .clone();
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(file),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry_point()),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(kernel.entry_point()),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        CompiledKernel { pipeline, layout }
+    }
+
+    /// A bind group for `kernel` with `buffers` in binding order; the step uniform is bound one
+    /// `Step` wide so that a dynamic offset picks the step.
+    pub fn bind_group(&self, kernel: Kernel, buffers: &[&wgpu::Buffer]) -> Result<wgpu::BindGroup> {
+        let bindings = kernel.bindings();
+        assert_eq!(
+            buffers.len(),
+            bindings.len(),
+            "{kernel:?} takes {} bindings",
+            bindings.len()
+        );
+        let compiled = self.kernel(kernel)?;
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .zip(bindings)
+            .enumerate()
+            .map(|(i, (buffer, binding))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: 0,
+                    size: (*binding == Step)
+                        .then(|| wgpu::BufferSize::new(STEP_UNIFORM_SIZE).expect("non-zero")),
+                }),
+            })
+            .collect();
+        self.checked(&format!("binding {kernel:?}"), || {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &compiled.layout,
+                entries: &entries,
+            })
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! The GPU engine: WGSL kernels (`shaders/`) on wgpu, parameters and activations resident on the
+//! device, a whole forward (+ BPTT) recorded into one submission.
+
+mod buffers;
+mod context;
+mod kernels;
+mod model;
+mod params;
+mod plan;
+
+pub use context::{ADAPTER_ENV, GpuContext, list_adapters};
+pub use kernels::Kernel;
+pub use model::{GpuModel, GpuStats, GpuTape, Upstream};
+pub use plan::DispatchCount;

@@ -1,0 +1,340 @@
+//! A recurrent stack on the GPU: parameters resident, one plan per (T, B), ndarray in and out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ndarray::{Array3, ArrayView3};
+
+use super::context::GpuContext;
+use super::params::GpuParams;
+use super::plan::{DispatchCount, Plan};
+use crate::config::RnnConfig;
+use crate::cpu::stack::{StackGrads, StackOutput};
+use crate::error::{Result, RnnError};
+use crate::params::RnnParams;
+
+/// The stack's parameters and plans on one device.
+pub struct GpuModel {
+    ctx: Arc<GpuContext>,
+    config: RnnConfig,
+    params: GpuParams,
+    plans: Mutex<HashMap<(usize, usize), Plan>>,
+    /// Submissions and dispatches so far, for tests and reports.
+    stats: Mutex<GpuStats>,
+}
+
+impl std::fmt::Debug for GpuModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuModel")
+            .field("device", &self.ctx.info.name)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// What the model has issued to the queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    pub submissions: usize,
+    pub last: DispatchCount,
+}
+
+/// Identifies the forward a backward continues from.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuTape {
+    pub seq: usize,
+    pub batch: usize,
+    generation: u64,
+}
+
+/// Upstream gradients, seq-first; `None` is zeros.
+pub struct Upstream<'a, T = f32> {
+    /// (T, B, D*H)
+    pub output: Option<ArrayView3<'a, T>>,
+    /// (L*D, B, H)
+    pub h_n: Option<ArrayView3<'a, T>>,
+    /// (L*D, B, H)
+    pub c_n: Option<ArrayView3<'a, T>>,
+}
+
+fn flat(x: ArrayView3<'_, f32>) -> Vec<f32> {
+    x.iter().copied().collect()
+}
+
+impl GpuModel {
+    pub fn new(ctx: Arc<GpuContext>, config: &RnnConfig, params: &RnnParams<f32>) -> Result<Self> {
+        let gpu_params = GpuParams::upload(&ctx, config, params)?;
+        Ok(GpuModel {
+            ctx,
+            config: config.clone(),
+            params: gpu_params,
+            plans: Mutex::new(HashMap::new()),
+            stats: Mutex::default(),
+        })
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// Re-uploads parameters changed on the host.
+    pub fn update_params(&self, params: &RnnParams<f32>) {
+        self.params.update(&self.ctx, params);
+    }
+
+    pub fn stats(&self) -> GpuStats {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_plan<R>(
+        &self,
+        seq: usize,
+        batch: usize,
+        f: impl FnOnce(&mut Plan) -> Result<R>,
+    ) -> Result<R> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if !plans.contains_key(&(seq, batch)) {
+            let plan = Plan::new(&self.ctx, &self.config, &self.params, seq, batch)?;
+            plans.insert((seq, batch), plan);
+        }
+        f(plans.get_mut(&(seq, batch)).expect("inserted above"))
+    }
+
+    /// Forward pass; with `upstream`, BPTT too, in the same single submission.
+    /// input (T, B, I), h0 / c0 (L*D, B, H), all seq-first and already checked.
+    pub fn run(
+        &self,
+        input: ArrayView3<'_, f32>,
+        h0: ArrayView3<'_, f32>,
+        c0: Option<ArrayView3<'_, f32>>,
+        upstream: Option<(Upstream<'_>, bool)>,
+        read_back: bool,
+    ) -> Result<(Option<StackOutput<f32>>, Option<StackGrads<f32>>, GpuTape)> {
+        let (seq, batch, _) = input.dim();
+        let ctx = &self.ctx;
+        self.with_plan(seq, batch, |plan| {
+            ctx.write(&plan.input, &flat(input));
+            ctx.write(&plan.h0, &flat(h0));
+            if let Some(c0) = c0 {
+                ctx.write(&plan.c0, &flat(c0));
+            }
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("rnn step"),
+                });
+            let forward = ctx.checked("recording the forward pass", || {
+                plan.record_forward(ctx, &mut encoder)
+            })??;
+            let mut backward = 0;
+            let need_input_grad = upstream.as_ref().is_some_and(|(_, need)| *need);
+            if let Some((grads, _)) = &upstream {
+                self.write_upstream(plan, grads);
+                backward = ctx.checked("recording the backward pass", || {
+                    plan.record_backward(ctx, &mut encoder, need_input_grad)
+                })??;
+            }
+            let reads = if read_back {
+                self.readback_list(plan, upstream.is_some(), need_input_grad)
+            } else {
+                Vec::new()
+            };
+            let staging: Vec<wgpu::Buffer> = reads
+                .iter()
+                .map(|(_, len)| ctx.staging("readback", *len))
+                .collect::<Result<_>>()?;
+            for ((buffer, len), stage) in reads.iter().zip(&staging) {
+                encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, (*len * 4) as u64);
+            }
+            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
+            {
+                let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+                stats.submissions += 1;
+                stats.last = DispatchCount { forward, backward };
+            }
+            let tape = GpuTape {
+                seq,
+                batch,
+                generation: plan.generation,
+            };
+            if !read_back {
+                ctx.wait()?;
+                return Ok((None, None, tape));
+            }
+            let pairs: Vec<(&wgpu::Buffer, usize)> = staging
+                .iter()
+                .zip(&reads)
+                .map(|(s, (_, len))| (s, *len))
+                .collect();
+            let mut values = ctx.read_staging(&pairs)?.into_iter();
+            let (out, grads) =
+                self.unpack(&mut values, seq, batch, upstream.is_some(), need_input_grad);
+            Ok((Some(out), grads, tape))
+        })
+    }
+
+    /// BPTT through the forward that made `tape`, in one submission.
+    pub fn backward(
+        &self,
+        tape: GpuTape,
+        upstream: Upstream<'_>,
+        need_input_grad: bool,
+    ) -> Result<StackGrads<f32>> {
+        let ctx = &self.ctx;
+        self.with_plan(tape.seq, tape.batch, |plan| {
+            if plan.generation != tape.generation {
+                return Err(RnnError::Config(
+                    "this tape is stale: another forward of the same shape ran on the GPU model since".into(),
+                ));
+            }
+            self.write_upstream(plan, &upstream);
+            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rnn backward") });
+            let backward = ctx.checked("recording the backward pass", || plan.record_backward(ctx, &mut encoder, need_input_grad))??;
+            let reads: Vec<(&wgpu::Buffer, usize)> = self.grad_list(plan, need_input_grad);
+            let staging: Vec<wgpu::Buffer> = reads.iter().map(|(_, len)| ctx.staging("readback", *len)).collect::<Result<_>>()?;
+            for ((buffer, len), stage) in reads.iter().zip(&staging) {
+                encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, (*len * 4) as u64);
+            }
+            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
+            {
+                let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+                stats.submissions += 1;
+                stats.last = DispatchCount { forward: 0, backward };
+            }
+            let pairs: Vec<(&wgpu::Buffer, usize)> = staging.iter().zip(&reads).map(|(s, (_, len))| (s, *len)).collect();
+            let mut values = ctx.read_staging(&pairs)?.into_iter();
+            Ok(self.unpack_grads(&mut values, tape.seq, tape.batch, need_input_grad))
+        })
+    }
+
+    fn write_upstream(&self, plan: &Plan, upstream: &Upstream<'_>) {
+        let ctx = &self.ctx;
+        let zeros = |len: usize| vec![0.0f32; len];
+        let cfg = &self.config;
+        let out_len = plan.seq * plan.batch * cfg.output_size();
+        let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
+        ctx.write(
+            &plan.grad_output,
+            &upstream.output.map(flat).unwrap_or_else(|| zeros(out_len)),
+        );
+        ctx.write(
+            &plan.grad_h_n,
+            &upstream.h_n.map(flat).unwrap_or_else(|| zeros(state_len)),
+        );
+        if cfg.mode.has_cell_state() {
+            ctx.write(
+                &plan.grad_c_n,
+                &upstream.c_n.map(flat).unwrap_or_else(|| zeros(state_len)),
+            );
+        }
+    }
+
+    /// Buffers to read after a run, in the order `unpack` takes them.
+    fn readback_list<'p>(
+        &'p self,
+        plan: &'p Plan,
+        backward: bool,
+        need_input_grad: bool,
+    ) -> Vec<(&'p wgpu::Buffer, usize)> {
+        let cfg = &self.config;
+        let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
+        let mut list = vec![
+            (
+                plan.outputs.last().expect("at least one layer"),
+                plan.seq * plan.batch * cfg.output_size(),
+            ),
+            (&plan.h_n, state_len),
+        ];
+        if cfg.mode.has_cell_state() {
+            list.push((&plan.c_n, state_len));
+        }
+        if backward {
+            list.extend(self.grad_list(plan, need_input_grad));
+        }
+        list
+    }
+
+    /// Gradient buffers in the order `unpack_grads` takes them.
+    fn grad_list<'p>(
+        &'p self,
+        plan: &'p Plan,
+        need_input_grad: bool,
+    ) -> Vec<(&'p wgpu::Buffer, usize)> {
+        let cfg = &self.config;
+        let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
+        let mut list = vec![(&plan.grad_h0, state_len)];
+        if cfg.mode.has_cell_state() {
+            list.push((&plan.grad_c0, state_len));
+        }
+        if need_input_grad {
+            list.push((&plan.grad_inputs[0], plan.seq * plan.batch * cfg.input_size));
+        }
+        let gh = cfg.gate_rows();
+        for (k, cell) in self.params.cells.iter().enumerate() {
+            let features = cfg.layer_input_size(k / cfg.directions());
+            list.push((&cell.grad_w_ih, gh * features));
+            list.push((&cell.grad_w_hh, gh * cfg.hidden_size));
+            if cfg.bias {
+                list.push((&cell.grad_b_ih, gh));
+                list.push((&cell.grad_b_hh, gh));
+            }
+        }
+        list
+    }
+
+    fn unpack(
+        &self,
+        values: &mut impl Iterator<Item = Vec<f32>>,
+        seq: usize,
+        batch: usize,
+        backward: bool,
+        need_input_grad: bool,
+    ) -> (StackOutput<f32>, Option<StackGrads<f32>>) {
+        let cfg = &self.config;
+        let states = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
+        let mut next3 = |dims: (usize, usize, usize)| {
+            Array3::from_shape_vec(dims, values.next().expect("read back")).expect("sized")
+        };
+        let output = next3((seq, batch, cfg.output_size()));
+        let h_n = next3(states);
+        let c_n = cfg.mode.has_cell_state().then(|| next3(states));
+        let grads = backward.then(|| self.unpack_grads(values, seq, batch, need_input_grad));
+        (StackOutput { output, h_n, c_n }, grads)
+    }
+
+    fn unpack_grads(
+        &self,
+        values: &mut impl Iterator<Item = Vec<f32>>,
+        seq: usize,
+        batch: usize,
+        need_input_grad: bool,
+    ) -> StackGrads<f32> {
+        let cfg = &self.config;
+        let states = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
+        let mut next = || values.next().expect("read back");
+        let h0 = Array3::from_shape_vec(states, next()).expect("sized");
+        let c0 = cfg
+            .mode
+            .has_cell_state()
+            .then(|| Array3::from_shape_vec(states, next()).expect("sized"));
+        let input = need_input_grad
+            .then(|| Array3::from_shape_vec((seq, batch, cfg.input_size), next()).expect("sized"));
+        let mut params = RnnParams::<f32>::zeros(cfg);
+        for cell in &mut params.cells {
+            let shape_ih = cell.weight_ih.raw_dim();
+            cell.weight_ih = ndarray::Array2::from_shape_vec(shape_ih, next()).expect("sized");
+            let shape_hh = cell.weight_hh.raw_dim();
+            cell.weight_hh = ndarray::Array2::from_shape_vec(shape_hh, next()).expect("sized");
+            if cfg.bias {
+                cell.bias_ih = Some(ndarray::Array1::from_vec(next()));
+                cell.bias_hh = Some(ndarray::Array1::from_vec(next()));
+            }
+        }
+        StackGrads {
+            input,
+            h0,
+            c0,
+            params,
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Parameters and their gradients, resident on the device for the model's lifetime.
+
+use super::context::GpuContext;
+use crate::config::RnnConfig;
+use crate::error::Result;
+use crate::params::{CellParams, RnnParams};
+
+/// One layer and direction on the device.
+pub struct GpuCell {
+    /// (G*H, in)
+    pub w_ih: wgpu::Buffer,
+    /// (G*H, H)
+    pub w_hh: wgpu::Buffer,
+    /// (H, G*H): W_hh transposed, so the fused step reads it coalesced along hidden units
+    pub w_hh_t: wgpu::Buffer,
+    /// (G*H); zeros when the stack has no bias
+    pub b_ih: wgpu::Buffer,
+    /// (G*H)
+    pub b_hh: wgpu::Buffer,
+    /// Gradients, same shapes.
+    pub grad_w_ih: wgpu::Buffer,
+    pub grad_w_hh: wgpu::Buffer,
+    pub grad_b_ih: wgpu::Buffer,
+    pub grad_b_hh: wgpu::Buffer,
+}
+
+/// Row-major data of a cell's four tensors, W_hh also transposed.
+fn host_data(cell: &CellParams<f32>) -> [Vec<f32>; 5] {
+    let gh = cell.weight_hh.nrows();
+    let bias = |b: &Option<ndarray::Array1<f32>>| {
+        b.as_ref()
+            .map(|b| b.to_vec())
+            .unwrap_or_else(|| vec![0.0; gh])
+    };
+    [
+        cell.weight_ih.iter().copied().collect(),
+        cell.weight_hh.iter().copied().collect(),
+        cell.weight_hh.t().iter().copied().collect(),
+        bias(&cell.bias_ih),
+        bias(&cell.bias_hh),
+    ]
+}
+
+/// Every cell of a stack on the device.
+pub struct GpuParams {
+    pub cells: Vec<GpuCell>,
+}
+
+impl GpuParams {
+    pub fn upload(ctx: &GpuContext, config: &RnnConfig, params: &RnnParams<f32>) -> Result<Self> {
+        let mut cells = Vec::with_capacity(params.cells.len());
+        for (k, cell) in params.cells.iter().enumerate() {
+            let name = |what: &str| format!("{what} of cell {k}");
+            let [w_ih, w_hh, w_hh_t, b_ih, b_hh] = host_data(cell);
+            let gh = config.gate_rows();
+            cells.push(GpuCell {
+                grad_w_ih: ctx.zeros(&name("grad weight_ih"), w_ih.len())?,
+                grad_w_hh: ctx.zeros(&name("grad weight_hh"), w_hh.len())?,
+                grad_b_ih: ctx.zeros(&name("grad bias_ih"), gh)?,
+                grad_b_hh: ctx.zeros(&name("grad bias_hh"), gh)?,
+                w_ih: ctx.upload(&name("weight_ih"), &w_ih)?,
+                w_hh: ctx.upload(&name("weight_hh"), &w_hh)?,
+                w_hh_t: ctx.upload(&name("weight_hh transposed"), &w_hh_t)?,
+                b_ih: ctx.upload(&name("bias_ih"), &b_ih)?,
+                b_hh: ctx.upload(&name("bias_hh"), &b_hh)?,
+            });
+        }
+        Ok(GpuParams { cells })
+    }
+
+    /// Overwrites the device copies in place (buffers, and so every bind group, stay valid).
+    pub fn update(&self, ctx: &GpuContext, params: &RnnParams<f32>) {
+        for (gpu, cell) in self.cells.iter().zip(&params.cells) {
+            let [w_ih, w_hh, w_hh_t, b_ih, b_hh] = host_data(cell);
+            ctx.write(&gpu.w_ih, &w_ih);
+            ctx.write(&gpu.w_hh, &w_hh);
+            ctx.write(&gpu.w_hh_t, &w_hh_t);
+            ctx.write(&gpu.b_ih, &b_ih);
+            ctx.write(&gpu.b_hh, &b_hh);
+        }
+    }
+}
