@@ -1,5 +1,7 @@
 //! The command line: exit status, one-line errors, and what it prints.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn rnn_wgpu(args: &[&str]) -> Output {
@@ -58,10 +60,16 @@ fn parity_with_train_cases_exits_nonzero_saying_not_supported_yet() {
 }
 
 #[test]
-fn parity_on_gpu_exits_nonzero_saying_not_supported_yet() {
-    let out = rnn_wgpu(&["parity", LAYER_CASES[0], "--backend", "gpu"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("--backend gpu is not supported yet"));
+fn parity_on_gpu_passes_every_public_layer_case() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let mut args = vec!["parity", "--backend", "gpu"];
+    args.extend(LAYER_CASES);
+    let out = rnn_wgpu(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.trim_end().ends_with("7 of 7 cases passed"), "{stdout}");
 }
 
 #[test]

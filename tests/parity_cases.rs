@@ -2,6 +2,8 @@
 //! tests/data/parity/shapes (odd sizes, 3 layers, bidirectional, T=300, B=1, T=1) must match what
 //! PyTorch computed, within the case format's tolerance.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use rnn_wgpu::RnnError;
@@ -28,6 +30,10 @@ fn kind(path: &Path) -> String {
 }
 
 fn assert_layer_cases_pass(dir: &str, at_least: usize) {
+    assert_layer_cases_pass_on(dir, at_least, Backend::Cpu);
+}
+
+fn assert_layer_cases_pass_on(dir: &str, at_least: usize, backend: Backend) {
     let layer_cases: Vec<PathBuf> = cases(dir)
         .into_iter()
         .filter(|p| kind(p) == "layer")
@@ -39,7 +45,7 @@ fn assert_layer_cases_pass(dir: &str, at_least: usize) {
     );
     for path in layer_cases {
         let report =
-            run_case(&path, Backend::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            run_case(&path, backend).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             !report.checks.is_empty(),
             "{}: nothing compared",
@@ -70,6 +76,20 @@ fn more_shapes_match_pytorch() {
 }
 
 #[test]
+fn public_layer_cases_match_pytorch_on_gpu() {
+    if common::gpu().is_some() {
+        assert_layer_cases_pass_on("tests/data/parity", 7, Backend::Gpu);
+    }
+}
+
+#[test]
+fn more_shapes_match_pytorch_on_gpu() {
+    if common::gpu().is_some() {
+        assert_layer_cases_pass_on("tests/data/parity/shapes", 9, Backend::Gpu);
+    }
+}
+
+#[test]
 fn every_expected_tensor_of_a_case_is_compared() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parity/lstm_bidir.safetensors");
@@ -82,7 +102,7 @@ fn every_expected_tensor_of_a_case_is_compared() {
 }
 
 #[test]
-fn train_cases_and_gpu_say_not_supported_yet() {
+fn train_cases_say_not_supported_yet() {
     let train: Vec<PathBuf> = cases("tests/data/parity")
         .into_iter()
         .filter(|p| kind(p) == "train")
@@ -93,8 +113,4 @@ fn train_cases_and_gpu_say_not_supported_yet() {
         assert!(matches!(err, RnnError::Unsupported(_)), "{err}");
         assert!(err.to_string().contains("not supported yet"));
     }
-    let layer =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parity/gru_2layer.safetensors");
-    let err = run_case(&layer, Backend::Gpu).expect_err("no GPU path yet");
-    assert!(err.to_string().contains("not supported yet"), "{err}");
 }
