@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use ndarray::Array3;
 
+use crate::backend::Backend;
 use crate::config::RnnConfig;
 use crate::conventions::Mode;
 use crate::error::Result;
@@ -106,12 +107,73 @@ pub fn cell_name(mode: Mode) -> &'static str {
     }
 }
 
+/// Times one shape on `backend`.
+pub fn run(shape: BenchShape, backend: Backend, runs: usize, warmup: usize) -> Result<BenchResult> {
+    match backend {
+        Backend::Cpu => run_cpu(shape, runs, warmup),
+        Backend::Gpu => run_gpu(shape, runs, warmup),
+    }
+}
+
+/// Times one shape on the GPU: each call uploads the input, records one submission and waits
+/// for the device (a device sync, as the PyTorch script synchronises CUDA); nothing is read back,
+/// as PyTorch leaves its gradients on the device.
+pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchResult> {
+    let model = Rnn::<f32>::new(shape.config(), 0)?.with_backend(Backend::Gpu)?;
+    let gpu = model.gpu_model()?.expect("the model is on the GPU");
+    let input = bench_input(&shape);
+    let cfg = shape.config();
+    let h0 = Array3::<f32>::zeros((cfg.num_layers, shape.batch, shape.hidden));
+    let c0 = (shape.mode == Mode::Lstm).then(|| h0.clone());
+    let ones = Array3::<f32>::ones((shape.seq, shape.batch, shape.hidden));
+    let forward = || {
+        gpu.run(
+            input.view(),
+            h0.view(),
+            c0.as_ref().map(|c| c.view()),
+            None,
+            false,
+        )
+        .map(drop)
+    };
+    let train = || {
+        let upstream = crate::gpu::Upstream {
+            output: Some(ones.view()),
+            h_n: None,
+            c_n: None,
+        };
+        gpu.run(
+            input.view(),
+            h0.view(),
+            c0.as_ref().map(|c| c.view()),
+            Some((upstream, false)),
+            false,
+        )
+        .map(drop)
+    };
+    Ok(BenchResult {
+        shape,
+        device: format!(
+            "{} ({:?})",
+            gpu.context().info.name,
+            gpu.context().info.backend
+        ),
+        forward_ms: median_ms(forward, runs, warmup)?,
+        train_ms: median_ms(train, runs, warmup)?,
+        runs,
+    })
+}
+
+fn bench_input(shape: &BenchShape) -> Array3<f32> {
+    Array3::from_shape_fn((shape.seq, shape.batch, shape.input), |(t, b, i)| {
+        ((t * 31 + b * 7 + i * 3) % 17) as f32 / 17.0 - 0.5
+    })
+}
+
 /// Times one shape on the CPU path.
 pub fn run_cpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchResult> {
     let model = Rnn::<f32>::new(shape.config(), 0)?;
-    let input = Array3::from_shape_fn((shape.seq, shape.batch, shape.input), |(t, b, i)| {
-        ((t * 31 + b * 7 + i * 3) % 17) as f32 / 17.0 - 0.5
-    });
+    let input = bench_input(&shape);
     let ones = Array3::<f32>::ones((shape.seq, shape.batch, shape.hidden));
     let forward = || model.forward(input.view(), None, None).map(drop);
     let train = || {

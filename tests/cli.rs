@@ -69,7 +69,10 @@ fn parity_on_gpu_passes_every_public_layer_case() {
     let out = rnn_wgpu(&args);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.trim_end().ends_with("7 of 7 cases passed"), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("7 of 7 cases passed"),
+        "{stdout}"
+    );
 }
 
 #[test]

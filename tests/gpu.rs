@@ -22,7 +22,13 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
         .zip(cpu)
         .map(|(g, c)| (g - c).abs())
         .enumerate()
-        .fold((0, 0.0f32), |best, (i, e)| if e > best.1 || e.is_nan() { (i, e) } else { best });
+        .fold((0, 0.0f32), |best, (i, e)| {
+            if e > best.1 || e.is_nan() {
+                (i, e)
+            } else {
+                best
+            }
+        });
     assert!(
         err <= 2e-4 * scale,
         "{what}: max |gpu - cpu| = {err:e} at {index} (gpu {}, cpu {}), tolerance {:e}",
@@ -34,35 +40,84 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
 
 fn compare(config: RnnConfig, seq: usize, batch: usize, seed: u64) {
     let Some(ctx) = common::gpu() else { return };
-    let label = format!("{:?} I={} H={} L={} D={} T={seq} B={batch}", config.mode, config.input_size, config.hidden_size, config.num_layers, config.directions());
+    let label = format!(
+        "{:?} I={} H={} L={} D={} T={seq} B={batch}",
+        config.mode,
+        config.input_size,
+        config.hidden_size,
+        config.num_layers,
+        config.directions()
+    );
     let mut rng = StdRng::seed_from_u64(seed);
     let cpu = Rnn::<f32>::new(config.clone(), seed).expect("valid");
     let gpu = cpu.clone().with_gpu(ctx).expect("fits the device");
-    let states = (config.num_layers * config.directions(), batch, config.hidden_size);
-    let x_dims = if config.batch_first { (batch, seq, config.input_size) } else { (seq, batch, config.input_size) };
+    let states = (
+        config.num_layers * config.directions(),
+        batch,
+        config.hidden_size,
+    );
+    let x_dims = if config.batch_first {
+        (batch, seq, config.input_size)
+    } else {
+        (seq, batch, config.input_size)
+    };
     let x = random3(&mut rng, x_dims);
     let h0 = random3(&mut rng, states);
     let c0 = (config.mode == Mode::Lstm).then(|| random3(&mut rng, states));
     let gy = random3(&mut rng, (x_dims.0, x_dims.1, config.output_size()));
     let ghn = random3(&mut rng, states);
     let gcn = (config.mode == Mode::Lstm).then(|| random3(&mut rng, states));
-    let upstream = OutputGrads { output: Some(gy.view()), h_n: Some(ghn.view()), c_n: gcn.as_ref().map(|g| g.view()) };
-    let run = |m: &Rnn<f32>| m.forward_backward(x.view(), Some(h0.view()), c0.as_ref().map(|c| c.view()), upstream, true).expect("runs");
+    let upstream = OutputGrads {
+        output: Some(gy.view()),
+        h_n: Some(ghn.view()),
+        c_n: gcn.as_ref().map(|g| g.view()),
+    };
+    let run = |m: &Rnn<f32>| {
+        m.forward_backward(
+            x.view(),
+            Some(h0.view()),
+            c0.as_ref().map(|c| c.view()),
+            upstream,
+            true,
+        )
+        .expect("runs")
+    };
     let (want_out, want_grads) = run(&cpu);
     let (got_out, got_grads) = run(&gpu);
     let s = |a: &Array3<f32>| a.as_slice().expect("standard layout").to_vec();
-    assert_close(&format!("{label} output"), &s(&got_out.output), &s(&want_out.output));
+    assert_close(
+        &format!("{label} output"),
+        &s(&got_out.output),
+        &s(&want_out.output),
+    );
     assert_close(&format!("{label} h_n"), &s(&got_out.h_n), &s(&want_out.h_n));
     if let (Some(g), Some(w)) = (&got_out.c_n, &want_out.c_n) {
         assert_close(&format!("{label} c_n"), &s(g), &s(w));
     }
-    assert_close(&format!("{label} grad input"), &s(got_grads.input.as_ref().unwrap()), &s(want_grads.input.as_ref().unwrap()));
-    assert_close(&format!("{label} grad h0"), &s(&got_grads.h0), &s(&want_grads.h0));
+    assert_close(
+        &format!("{label} grad input"),
+        &s(got_grads.input.as_ref().unwrap()),
+        &s(want_grads.input.as_ref().unwrap()),
+    );
+    assert_close(
+        &format!("{label} grad h0"),
+        &s(&got_grads.h0),
+        &s(&want_grads.h0),
+    );
     if let (Some(g), Some(w)) = (&got_grads.c0, &want_grads.c0) {
         assert_close(&format!("{label} grad c0"), &s(g), &s(w));
     }
-    for ((name, g), (_, w)) in got_grads.params.named(&config).iter().zip(want_grads.params.named(&config)) {
-        assert_close(&format!("{label} grad {name}"), g.as_slice().unwrap(), w.as_slice().unwrap());
+    for ((name, g), (_, w)) in got_grads
+        .params
+        .named(&config)
+        .iter()
+        .zip(want_grads.params.named(&config))
+    {
+        assert_close(
+            &format!("{label} grad {name}"),
+            g.as_slice().unwrap(),
+            w.as_slice().unwrap(),
+        );
     }
 }
 
@@ -77,7 +132,12 @@ fn odd_sizes_every_mode() {
 #[test]
 fn three_layers_bidirectional() {
     for (i, mode) in Mode::ALL.into_iter().enumerate() {
-        compare(RnnConfig::new(mode, 6, 33).layers(3).bidirectional(true), 6, 4, 20 + i as u64);
+        compare(
+            RnnConfig::new(mode, 6, 33).layers(3).bidirectional(true),
+            6,
+            4,
+            20 + i as u64,
+        );
     }
 }
 
@@ -85,7 +145,12 @@ fn three_layers_bidirectional() {
 fn single_step_and_single_batch() {
     for (i, mode) in Mode::ALL.into_iter().enumerate() {
         compare(RnnConfig::new(mode, 3, 1), 1, 1, 30 + i as u64);
-        compare(RnnConfig::new(mode, 4, 129).bidirectional(true), 1, 5, 40 + i as u64);
+        compare(
+            RnnConfig::new(mode, 4, 129).bidirectional(true),
+            1,
+            5,
+            40 + i as u64,
+        );
         compare(RnnConfig::new(mode, 8, 100).layers(2), 9, 1, 50 + i as u64);
     }
 }
@@ -99,8 +164,18 @@ fn hidden_1024() {
 #[test]
 fn without_bias_and_batch_first() {
     for (i, mode) in Mode::ALL.into_iter().enumerate() {
-        compare(RnnConfig::new(mode, 5, 9).bias(false).bidirectional(true), 4, 3, 70 + i as u64);
-        compare(RnnConfig::new(mode, 5, 9).layers(2).batch_first(true), 4, 3, 80 + i as u64);
+        compare(
+            RnnConfig::new(mode, 5, 9).bias(false).bidirectional(true),
+            4,
+            3,
+            70 + i as u64,
+        );
+        compare(
+            RnnConfig::new(mode, 5, 9).layers(2).batch_first(true),
+            4,
+            3,
+            80 + i as u64,
+        );
     }
 }
 
@@ -108,52 +183,89 @@ fn without_bias_and_batch_first() {
 fn one_submission_and_the_designed_dispatches_per_step() {
     let Some(ctx) = common::gpu() else { return };
     let (layers, dirs, seq) = (2, 2, 7);
-    let config = RnnConfig::new(Mode::Lstm, 5, 6).layers(layers).bidirectional(true);
+    let config = RnnConfig::new(Mode::Lstm, 5, 6)
+        .layers(layers)
+        .bidirectional(true);
     let model = Rnn::<f32>::new(config, 0).unwrap().with_gpu(ctx).unwrap();
     let x = Array3::<f32>::ones((seq, 3, 5));
     let gy = Array3::<f32>::ones((seq, 3, 12));
     let gpu = model.gpu_model().unwrap().expect("on the GPU");
     let before = gpu.stats().submissions;
-    let upstream = OutputGrads { output: Some(gy.view()), ..Default::default() };
-    model.forward_backward(x.view(), None, None, upstream, false).unwrap();
+    let upstream = OutputGrads {
+        output: Some(gy.view()),
+        ..Default::default()
+    };
+    model
+        .forward_backward(x.view(), None, None, upstream, false)
+        .unwrap();
     let stats = gpu.stats();
-    assert_eq!(stats.submissions, before + 1, "forward + BPTT is one queue submission");
+    assert_eq!(
+        stats.submissions,
+        before + 1,
+        "forward + BPTT is one queue submission"
+    );
     // Forward: per layer and direction, one input projection, then one fused dispatch per step.
     assert_eq!(stats.last.forward, layers * dirs * (1 + seq));
     // Backward: two per step (gate gradients, then dh through W_hh), then dW_ih, dW_hh, db_ih,
     // db_hh per layer and direction, and dX for the layers whose input needs it (not layer 0).
     let input_grads = (layers - 1) * dirs;
-    assert_eq!(stats.last.backward, layers * dirs * (2 * seq + 4) + input_grads);
+    assert_eq!(
+        stats.last.backward,
+        layers * dirs * (2 * seq + 4) + input_grads
+    );
 }
 
 #[test]
 fn parameters_changed_on_the_host_reach_the_gpu() {
     let Some(ctx) = common::gpu() else { return };
     let config = RnnConfig::new(Mode::Gru, 3, 4);
-    let mut model = Rnn::<f32>::new(config.clone(), 1).unwrap().with_gpu(ctx).unwrap();
+    let mut model = Rnn::<f32>::new(config.clone(), 1)
+        .unwrap()
+        .with_gpu(ctx)
+        .unwrap();
     let x = Array3::<f32>::ones((2, 1, 3));
     let before = model.forward(x.view(), None, None).unwrap().output;
     model.params_mut().cells[0].weight_ih.fill(0.5);
     let after = model.forward(x.view(), None, None).unwrap().output;
-    let cpu = model.clone().with_backend(Backend::Cpu).unwrap().forward(x.view(), None, None).unwrap().output;
+    let cpu = model
+        .clone()
+        .with_backend(Backend::Cpu)
+        .unwrap()
+        .forward(x.view(), None, None)
+        .unwrap()
+        .output;
     assert_ne!(before, after);
-    assert_close("after params_mut", after.as_slice().unwrap(), cpu.as_slice().unwrap());
+    assert_close(
+        "after params_mut",
+        after.as_slice().unwrap(),
+        cpu.as_slice().unwrap(),
+    );
 }
 
 #[test]
 fn separate_forward_and_backward_calls_agree_and_stale_tapes_are_refused() {
     let Some(ctx) = common::gpu() else { return };
     let config = RnnConfig::new(Mode::RnnTanh, 3, 5).layers(2);
-    let gpu = Rnn::<f32>::new(config.clone(), 2).unwrap().with_gpu(ctx).unwrap();
+    let gpu = Rnn::<f32>::new(config.clone(), 2)
+        .unwrap()
+        .with_gpu(ctx)
+        .unwrap();
     let cpu = Rnn::<f32>::new(config, 2).unwrap();
     let x = Array3::<f32>::from_shape_fn((4, 2, 3), |(t, b, i)| (t + b + i) as f32 * 0.1);
     let gy = Array3::<f32>::ones((4, 2, 5));
-    let upstream = OutputGrads { output: Some(gy.view()), ..Default::default() };
+    let upstream = OutputGrads {
+        output: Some(gy.view()),
+        ..Default::default()
+    };
     let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
     let got = gpu.backward(tape, upstream, true).unwrap();
     let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
     let want = cpu.backward(tape, upstream, true).unwrap();
-    assert_close("grad input", got.input.unwrap().as_slice().unwrap(), want.input.unwrap().as_slice().unwrap());
+    assert_close(
+        "grad input",
+        got.input.unwrap().as_slice().unwrap(),
+        want.input.unwrap().as_slice().unwrap(),
+    );
 
     let (_, stale) = gpu.forward_train(x.view(), None, None).unwrap();
     let _newer = gpu.forward_train(x.view(), None, None).unwrap();
@@ -164,12 +276,19 @@ fn separate_forward_and_backward_calls_agree_and_stale_tapes_are_refused() {
 #[test]
 fn a_model_beyond_the_device_limits_is_an_error_naming_the_limit() {
     let Some(ctx) = common::gpu() else { return };
-    let limit = ctx.limits.max_storage_buffer_binding_size as u64;
+    let limit = ctx.limits.max_storage_buffer_binding_size;
     // An LSTM whose W_hh (4H x H floats) is larger than one storage binding may be.
     let hidden = (((limit / 16) as f64).sqrt() as usize + 64).max(64);
     let config = RnnConfig::new(Mode::Lstm, 1, hidden);
     let params = rnn_wgpu::RnnParams::<f32>::zeros(&config);
-    let err = Rnn::from_params(config, params).unwrap().with_gpu(ctx).unwrap_err();
+    let err = Rnn::from_params(config, params)
+        .unwrap()
+        .with_gpu(ctx)
+        .unwrap_err();
     assert!(matches!(err, RnnError::DeviceLimit { .. }), "{err}");
-    assert!(err.to_string().contains("max_storage_buffer_binding_size") || err.to_string().contains("max_buffer_size"), "{err}");
+    assert!(
+        err.to_string().contains("max_storage_buffer_binding_size")
+            || err.to_string().contains("max_buffer_size"),
+        "{err}"
+    );
 }

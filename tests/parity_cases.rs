@@ -44,8 +44,7 @@ fn assert_layer_cases_pass_on(dir: &str, at_least: usize, backend: Backend) {
         layer_cases.len()
     );
     for path in layer_cases {
-        let report =
-            run_case(&path, backend).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let report = run_case(&path, backend).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             !report.checks.is_empty(),
             "{}: nothing compared",

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use rnn_wgpu::bench::{BenchShape, run_cpu};
-use rnn_wgpu::parity::Backend;
+use rnn_wgpu::bench::{self, BenchShape};
 use rnn_wgpu::{Mode, Result, RnnError};
 
 use super::BackendArg;
@@ -79,10 +78,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             return Err(RnnError::ZeroSize { what: what.into() });
         }
     }
-    let result = match Backend::from(args.backend) {
-        Backend::Cpu => run_cpu(shape, args.runs, args.warmup)?,
-        Backend::Gpu => return Err(RnnError::Unsupported("--backend gpu".into())),
-    };
+    let result = bench::run(shape, args.backend.into(), args.runs, args.warmup)?;
     if args.json {
         println!("{}", result.to_json());
     } else {

@@ -1,14 +1,15 @@
 //! Command-line front end: argument parsing and one module per subcommand.
 
 mod bench;
+mod info;
 mod parity;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use rnn_wgpu::Backend;
 use rnn_wgpu::Result;
-use rnn_wgpu::parity::Backend;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +28,8 @@ enum Command {
     Parity(parity::ParityArgs),
     /// Time forward and train steps (forward + BPTT) at one shape.
     Bench(bench::BenchArgs),
+    /// List GPU adapters, the one chosen, its limits and features.
+    Info,
 }
 
 /// `--backend cpu|gpu`
@@ -49,5 +52,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Info => info::run(),
     }
 }

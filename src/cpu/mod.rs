@@ -11,7 +11,7 @@ mod rnn_cell;
 pub mod stack;
 mod workspace;
 
-pub use real::Real;
+pub use real::{GpuRun, Real};
 pub use workspace::Workspace;
 
 /// Runs `work` on a thread of rayon's global pool, so that the matrix products it starts split

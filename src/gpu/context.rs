@@ -147,7 +147,7 @@ impl GpuContext {
             ("max_buffer_size", self.limits.max_buffer_size),
             (
                 "max_storage_buffer_binding_size",
-                self.limits.max_storage_buffer_binding_size as u64,
+                self.limits.max_storage_buffer_binding_size,
             ),
         ];
         for (limit, allowed) in checks {

@@ -93,11 +93,17 @@ impl GpuModel {
         f: impl FnOnce(&mut Plan) -> Result<R>,
     ) -> Result<R> {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if !plans.contains_key(&(seq, batch)) {
-            let plan = Plan::new(&self.ctx, &self.config, &self.params, seq, batch)?;
-            plans.insert((seq, batch), plan);
-        }
-        f(plans.get_mut(&(seq, batch)).expect("inserted above"))
+        let plan = match plans.entry((seq, batch)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Plan::new(
+                &self.ctx,
+                &self.config,
+                &self.params,
+                seq,
+                batch,
+            )?),
+        };
+        f(plan)
     }
 
     /// Forward pass; with `upstream`, BPTT too, in the same single submission.
@@ -109,7 +115,7 @@ impl GpuModel {
         c0: Option<ArrayView3<'_, f32>>,
         upstream: Option<(Upstream<'_>, bool)>,
         read_back: bool,
-    ) -> Result<(Option<StackOutput<f32>>, Option<StackGrads<f32>>, GpuTape)> {
+    ) -> Result<crate::cpu::GpuRun<f32>> {
         let (seq, batch, _) = input.dim();
         let ctx = &self.ctx;
         self.with_plan(seq, batch, |plan| {
