@@ -37,7 +37,14 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
         workgroupBarrier();
     }
     if (!in_range) { return; }
-    let g0 = (s.t * s.batch + b) * gh + j;
+    update(b, j, vec3<u32>(s.t, s.prev_slot, s.next_slot), acc);
+}
+
+// Gates and h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given
+// acc = h_{t-1} W_hh^T for the three gate rows of j; returns h_t.
+fn update(b: u32, j: u32, slots: vec3<u32>, acc: vec3<f32>) -> f32 {
+    let h = s.hidden;
+    let g0 = (slots.x * s.batch + b) * 3u * h + j;
     let r = sigmoid(gates[g0] + acc.x + b_hh[j]);
     let z = sigmoid(gates[g0 + h] + acc.y + b_hh[h + j]);
     let hn = acc.z + b_hh[2u * h + j];
@@ -45,11 +52,34 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     gates[g0] = r;
     gates[g0 + h] = z;
     gates[g0 + 2u * h] = n;
-    let tj = (s.t * s.batch + b) * h + j;
-    hidden_n[tj] = hn;
-    let h_new = n + z * (states[prev + j] - n);
-    states[(s.next_slot * s.batch + b) * h + j] = h_new;
-    output[(s.t * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    hidden_n[(slots.x * s.batch + b) * h + j] = hn;
+    let h_new = n + z * (states[(slots.y * s.batch + b) * h + j] - n);
+    states[(slots.z * s.batch + b) * h + j] = h_new;
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    return h_new;
+}
+
+// Persistent variant of `forward`: workgroup b runs every step of the direction.
+@compute @workgroup_size(256, 1, 1)
+fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let gh = 3u * h;
+    let b = wg.y;
+    load_initial_row(b, lid.x);
+    for (var step = 0u; step < s.seq_len; step++) {
+        let cur = (step % 2u) * MAX_PERSISTENT_H;
+        let nxt = MAX_PERSISTENT_H - cur;
+        let slots = step_slots(step);
+        for (var j = lid.x; j < h; j += PWG) {
+            var acc = vec3<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                let w = k * gh + j;
+                acc += h_rows[cur + k] * vec3<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h]);
+            }
+            h_rows[nxt + j] = update(b, j, slots, acc);
+        }
+        workgroupBarrier();
+    }
 }
 
 // gates[t] <- d(x projections); hgrads[t] <- d(h projections); direct <- z * dh.

@@ -37,7 +37,14 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
         workgroupBarrier();
     }
     if (!in_range) { return; }
-    let g0 = (s.t * s.batch + b) * gh + j;
+    update(b, j, vec3<u32>(s.t, s.prev_slot, s.next_slot), acc);
+}
+
+// Gates, c and h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given
+// acc = h_{t-1} W_hh^T for the four gate rows of j; returns h_t.
+fn update(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) -> f32 {
+    let h = s.hidden;
+    let g0 = (slots.x * s.batch + b) * 4u * h + j;
     let i_g = sigmoid(gates[g0] + acc.x);
     let f_g = sigmoid(gates[g0 + h] + acc.y);
     let g_g = tanh_safe(gates[g0 + 2u * h] + acc.z);
@@ -46,12 +53,37 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     gates[g0 + h] = f_g;
     gates[g0 + 2u * h] = g_g;
     gates[g0 + 3u * h] = o_g;
-    let c_new = f_g * cells[prev + j] + i_g * g_g;
+    let c_new = f_g * cells[(slots.y * s.batch + b) * h + j] + i_g * g_g;
     let h_new = o_g * tanh_safe(c_new);
-    let next = (s.next_slot * s.batch + b) * h + j;
+    let next = (slots.z * s.batch + b) * h + j;
     cells[next] = c_new;
     states[next] = h_new;
-    output[(s.t * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    return h_new;
+}
+
+// Persistent variant of `forward`: workgroup b runs every step of the direction.
+// Dispatch (1, B, 1) with the step uniform at offset 0.
+@compute @workgroup_size(256, 1, 1)
+fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let gh = 4u * h;
+    let b = wg.y;
+    load_initial_row(b, lid.x);
+    for (var step = 0u; step < s.seq_len; step++) {
+        let cur = (step % 2u) * MAX_PERSISTENT_H;
+        let nxt = MAX_PERSISTENT_H - cur;
+        let slots = step_slots(step);
+        for (var j = lid.x; j < h; j += PWG) {
+            var acc = vec4<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                let w = k * gh + j;
+                acc += h_rows[cur + k] * vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], w_hh_t[w + 3u * h]);
+            }
+            h_rows[nxt + j] = update(b, j, slots, acc);
+        }
+        workgroupBarrier();
+    }
 }
 
 // gates[t] <- d(pre-activations); dc <- dL/dc_{t-1}.

@@ -30,13 +30,42 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
         workgroupBarrier();
     }
     if (!in_range) { return; }
-    let g0 = (s.t * s.batch + b) * h + j;
+    update(b, j, vec3<u32>(s.t, s.prev_slot, s.next_slot), acc);
+}
+
+// h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given
+// acc = h_{t-1} W_hh^T for row j; returns h_t.
+fn update(b: u32, j: u32, slots: vec3<u32>, acc: f32) -> f32 {
+    let h = s.hidden;
+    let g0 = (slots.x * s.batch + b) * h + j;
     let pre = gates[g0] + acc;
     var h_new: f32;
     if ((s.flags & 1u) != 0u) { h_new = max(pre, 0.0); } else { h_new = tanh_safe(pre); }
     gates[g0] = h_new;
-    states[(s.next_slot * s.batch + b) * h + j] = h_new;
-    output[(s.t * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    states[(slots.z * s.batch + b) * h + j] = h_new;
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    return h_new;
+}
+
+// Persistent variant of `forward`: workgroup b runs every step of the direction.
+@compute @workgroup_size(256, 1, 1)
+fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let b = wg.y;
+    load_initial_row(b, lid.x);
+    for (var step = 0u; step < s.seq_len; step++) {
+        let cur = (step % 2u) * MAX_PERSISTENT_H;
+        let nxt = MAX_PERSISTENT_H - cur;
+        let slots = step_slots(step);
+        for (var j = lid.x; j < h; j += PWG) {
+            var acc = 0.0;
+            for (var k = 0u; k < h; k++) {
+                acc = fma(h_rows[cur + k], w_hh_t[k * h + j], acc);
+            }
+            h_rows[nxt + j] = update(b, j, slots, acc);
+        }
+        workgroupBarrier();
+    }
 }
 
 // gates[t] <- d(pre-activation).

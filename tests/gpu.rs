@@ -7,6 +7,7 @@ mod common;
 use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use rnn_wgpu::gpu::{ForwardVariant, MAX_PERSISTENT_HIDDEN};
 use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig, RnnError};
 
 fn random3(rng: &mut StdRng, dims: (usize, usize, usize)) -> Array3<f32> {
@@ -83,7 +84,32 @@ fn compare(config: RnnConfig, seq: usize, batch: usize, seed: u64) {
         .expect("runs")
     };
     let (want_out, want_grads) = run(&cpu);
-    let (got_out, got_grads) = run(&gpu);
+    // Both forward kernels: one dispatch per step, and the persistent one where H allows.
+    let gpu_model = gpu.gpu_model().unwrap().expect("on the GPU");
+    let mut variants = vec![ForwardVariant::PerStep];
+    if config.hidden_size <= MAX_PERSISTENT_HIDDEN {
+        variants.push(ForwardVariant::Persistent);
+    }
+    for variant in variants {
+        gpu_model.set_forward_variant(Some(variant));
+        let label = format!("{label} {variant:?}");
+        let (got_out, got_grads) = run(&gpu);
+        assert_eq!(gpu_model.stats().forward_variant, Some(variant));
+        compare_results(
+            &label,
+            &config,
+            (&got_out, &got_grads),
+            (&want_out, &want_grads),
+        );
+    }
+}
+
+fn compare_results(
+    label: &str,
+    config: &RnnConfig,
+    (got_out, got_grads): (&rnn_wgpu::RnnOutput<f32>, &rnn_wgpu::RnnGrads<f32>),
+    (want_out, want_grads): (&rnn_wgpu::RnnOutput<f32>, &rnn_wgpu::RnnGrads<f32>),
+) {
     let s = |a: &Array3<f32>| a.as_slice().expect("standard layout").to_vec();
     assert_close(
         &format!("{label} output"),
@@ -156,9 +182,10 @@ fn single_step_and_single_batch() {
 }
 
 #[test]
-fn hidden_1024() {
+fn hidden_1024_and_beyond_the_persistent_limit() {
     compare(RnnConfig::new(Mode::Lstm, 16, 1024), 3, 2, 60);
     compare(RnnConfig::new(Mode::Gru, 16, 1024), 2, 3, 61);
+    compare(RnnConfig::new(Mode::RnnTanh, 8, 1100), 2, 2, 62);
 }
 
 #[test]
@@ -204,8 +231,13 @@ fn one_submission_and_the_designed_dispatches_per_step() {
         before + 1,
         "forward + BPTT is one queue submission"
     );
-    // Forward: per layer and direction, one input projection, then one fused dispatch per step.
-    assert_eq!(stats.last.forward, layers * dirs * (1 + seq));
+    // Forward: per layer and direction, one input projection, then one fused dispatch per step,
+    // or, with the persistent kernels, one dispatch for all steps.
+    let recurrence = match stats.forward_variant.expect("a forward ran") {
+        ForwardVariant::PerStep => seq,
+        ForwardVariant::Persistent => 1,
+    };
+    assert_eq!(stats.last.forward, layers * dirs * (1 + recurrence));
     // Backward: two per step (gate gradients, then dh through W_hh), then dW_ih, dW_hh, db_ih,
     // db_hh per layer and direction, and dX for the layers whose input needs it (not layer 0).
     let input_grads = (layers - 1) * dirs;

@@ -30,15 +30,19 @@ pub enum Kernel {
     Matmul,
     ColumnSum,
     RnnForward,
+    RnnForwardPersistent,
     RnnBackwardGates,
     LstmForward,
+    LstmForwardPersistent,
     LstmBackwardGates,
     GruForward,
+    GruForwardPersistent,
     GruBackwardGates,
     HiddenBackward,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const PERSISTENT: &str = include_str!("../../shaders/persistent.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
@@ -64,21 +68,34 @@ impl Kernel {
         match self {
             Kernel::Matmul => ("matmul.wgsl", MATMUL),
             Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
-            Kernel::RnnForward | Kernel::RnnBackwardGates => ("rnn.wgsl", RNN),
-            Kernel::LstmForward | Kernel::LstmBackwardGates => ("lstm.wgsl", LSTM),
-            Kernel::GruForward | Kernel::GruBackwardGates => ("gru.wgsl", GRU),
+            Kernel::RnnForward | Kernel::RnnForwardPersistent | Kernel::RnnBackwardGates => {
+                ("rnn.wgsl", RNN)
+            }
+            Kernel::LstmForward | Kernel::LstmForwardPersistent | Kernel::LstmBackwardGates => {
+                ("lstm.wgsl", LSTM)
+            }
+            Kernel::GruForward | Kernel::GruForwardPersistent | Kernel::GruBackwardGates => {
+                ("gru.wgsl", GRU)
+            }
             Kernel::HiddenBackward => ("hidden_backward.wgsl", HIDDEN_BACKWARD),
         }
     }
 
-    /// Whether the source needs shaders/common.wgsl in front of it.
-    fn uses_common(self) -> bool {
-        !matches!(self, Kernel::Matmul | Kernel::ColumnSum)
+    /// The preludes the source needs in front of it.
+    fn preludes(self) -> &'static [&'static str] {
+        match self {
+            Kernel::Matmul | Kernel::ColumnSum => &[],
+            Kernel::HiddenBackward => &[COMMON],
+            _ => &[COMMON, PERSISTENT],
+        }
     }
 
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::RnnForward | Kernel::LstmForward | Kernel::GruForward => "forward",
+            Kernel::RnnForwardPersistent
+            | Kernel::LstmForwardPersistent
+            | Kernel::GruForwardPersistent => "forward_persistent",
             Kernel::RnnBackwardGates | Kernel::LstmBackwardGates | Kernel::GruBackwardGates => {
                 "backward_gates"
             }
@@ -90,9 +107,15 @@ impl Kernel {
         match self {
             Kernel::Matmul => MATMUL_BINDINGS,
             Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
-            Kernel::RnnForward | Kernel::RnnBackwardGates => RNN_BINDINGS,
-            Kernel::LstmForward | Kernel::LstmBackwardGates => LSTM_BINDINGS,
-            Kernel::GruForward | Kernel::GruBackwardGates => GRU_BINDINGS,
+            Kernel::RnnForward | Kernel::RnnForwardPersistent | Kernel::RnnBackwardGates => {
+                RNN_BINDINGS
+            }
+            Kernel::LstmForward | Kernel::LstmForwardPersistent | Kernel::LstmBackwardGates => {
+                LSTM_BINDINGS
+            }
+            Kernel::GruForward | Kernel::GruForwardPersistent | Kernel::GruBackwardGates => {
+                GRU_BINDINGS
+            }
             Kernel::HiddenBackward => HIDDEN_BACKWARD_BINDINGS,
         }
     }
@@ -138,11 +161,9 @@ impl GpuContext {
 
     fn compile(&self, kernel: Kernel) -> CompiledKernel {
         let (file, body) = kernel.file();
-        let source = if kernel.uses_common() {
-            format!("{COMMON}\n{body}")
-        } else {
-            body.to_string()
-        };
+        let mut source = kernel.preludes().join("\n");
+        source.push('\n');
+        source.push_str(body);
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -11,4 +11,4 @@ mod plan;
 pub use context::{ADAPTER_ENV, GpuContext, list_adapters};
 pub use kernels::Kernel;
 pub use model::{GpuModel, GpuStats, GpuTape, Upstream};
-pub use plan::DispatchCount;
+pub use plan::{DispatchCount, FORWARD_ENV, ForwardVariant, MAX_PERSISTENT_HIDDEN};

@@ -7,7 +7,7 @@ use ndarray::{Array3, ArrayView3};
 
 use super::context::GpuContext;
 use super::params::GpuParams;
-use super::plan::{DispatchCount, Plan};
+use super::plan::{DispatchCount, ForwardVariant, Plan};
 use crate::config::RnnConfig;
 use crate::cpu::stack::{StackGrads, StackOutput};
 use crate::error::{Result, RnnError};
@@ -19,6 +19,8 @@ pub struct GpuModel {
     config: RnnConfig,
     params: GpuParams,
     plans: Mutex<HashMap<(usize, usize), Plan>>,
+    /// Forces the forward kernels instead of the per-shape choice.
+    forward_override: Mutex<Option<ForwardVariant>>,
     /// Submissions and dispatches so far, for tests and reports.
     stats: Mutex<GpuStats>,
 }
@@ -37,6 +39,8 @@ impl std::fmt::Debug for GpuModel {
 pub struct GpuStats {
     pub submissions: usize,
     pub last: DispatchCount,
+    /// The forward kernels of the last run.
+    pub forward_variant: Option<ForwardVariant>,
 }
 
 /// Identifies the forward a backward continues from.
@@ -69,6 +73,7 @@ impl GpuModel {
             config: config.clone(),
             params: gpu_params,
             plans: Mutex::new(HashMap::new()),
+            forward_override: Mutex::new(None),
             stats: Mutex::default(),
         })
     }
@@ -82,6 +87,16 @@ impl GpuModel {
         self.params.update(&self.ctx, params);
     }
 
+    /// Uses `variant` for every later forward (plans are rebuilt); `None` restores the choice
+    /// by shape (`ForwardVariant::choose`).
+    pub fn set_forward_variant(&self, variant: Option<ForwardVariant>) {
+        *self
+            .forward_override
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = variant;
+        self.plans.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn stats(&self) -> GpuStats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -92,6 +107,11 @@ impl GpuModel {
         batch: usize,
         f: impl FnOnce(&mut Plan) -> Result<R>,
     ) -> Result<R> {
+        let variant = self
+            .forward_override
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| ForwardVariant::choose(self.config.hidden_size));
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         let plan = match plans.entry((seq, batch)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -101,6 +121,7 @@ impl GpuModel {
                 &self.params,
                 seq,
                 batch,
+                variant,
             )?),
         };
         f(plan)
@@ -157,6 +178,7 @@ impl GpuModel {
                 let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
                 stats.submissions += 1;
                 stats.last = DispatchCount { forward, backward };
+                stats.forward_variant = Some(plan.forward_variant);
             }
             let tape = GpuTape {
                 seq,

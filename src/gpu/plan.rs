@@ -49,11 +49,47 @@ struct StepParams {
     out_width: u32,
     flags: u32,
     gate_rows: u32,
-    pad: [u32; 3],
+    seq_len: u32,
+    pad: [u32; 2],
 }
 
 const STEP_RELU: u32 = 1;
 const STEP_ADD_DIRECT: u32 = 2;
+const STEP_REVERSE: u32 = 4;
+
+/// Largest H the persistent kernels take (`MAX_PERSISTENT_H` in shaders/persistent.wgsl).
+pub const MAX_PERSISTENT_HIDDEN: usize = 1024;
+
+/// Environment variable: `persistent` or `per-step` overrides the choice of forward kernels.
+pub const FORWARD_ENV: &str = "RNN_WGPU_FORWARD";
+
+/// How the forward recurrence is dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardVariant {
+    /// One dispatch per time step, (H/64) x B workgroups each.
+    PerStep,
+    /// One dispatch per layer and direction: workgroup b loops over all steps of row b.
+    Persistent,
+}
+
+impl ForwardVariant {
+    /// The override from `RNN_WGPU_FORWARD`, else the measured choice for this shape.
+    pub fn choose(hidden: usize) -> Self {
+        match std::env::var(FORWARD_ENV).as_deref() {
+            Ok("persistent") if hidden <= MAX_PERSISTENT_HIDDEN => ForwardVariant::Persistent,
+            Ok("per-step") | Ok("persistent") => ForwardVariant::PerStep,
+            _ => ForwardVariant::default_for(hidden),
+        }
+    }
+
+    fn default_for(hidden: usize) -> Self {
+        if hidden <= MAX_PERSISTENT_HIDDEN {
+            ForwardVariant::Persistent
+        } else {
+            ForwardVariant::PerStep
+        }
+    }
+}
 
 /// Matches `Params` in shaders/column_sum.wgsl.
 #[repr(C)]
@@ -109,6 +145,8 @@ struct DirectionPlan {
     dc: Option<wgpu::Buffer>,
     projection: Call,
     step_forward: Call,
+    /// The persistent variant of `step_forward`: one dispatch for all steps.
+    forward_persistent: Call,
     step_backward: Call,
     hidden_backward: Call,
     /// dW_ih, dW_hh, db_ih, db_hh
@@ -145,6 +183,7 @@ pub struct Plan {
     directions: Vec<DirectionPlan>,
     /// Bumped by every recorded forward: a tape from an older one is stale.
     pub generation: u64,
+    pub forward_variant: ForwardVariant,
 }
 
 /// Dispatches issued by one recording.
@@ -161,6 +200,7 @@ impl Plan {
         params: &GpuParams,
         seq: usize,
         batch: usize,
+        forward_variant: ForwardVariant,
     ) -> Result<Self> {
         let (h, d, l) = (config.hidden_size, config.directions(), config.num_layers);
         let gh = config.gate_rows();
@@ -202,6 +242,7 @@ impl Plan {
             c_n: ctx.zeros("c_n", states_len)?,
             directions: Vec::new(),
             generation: 0,
+            forward_variant,
         };
         for layer in 0..l {
             let features = config.layer_input_size(layer);
@@ -249,6 +290,9 @@ impl Plan {
                     if mode == Mode::Gru {
                         flags |= STEP_ADD_DIRECT;
                     }
+                    if reverse {
+                        flags |= STEP_REVERSE;
+                    }
                     let step = StepParams {
                         batch: batch as u32,
                         hidden: h as u32,
@@ -259,7 +303,8 @@ impl Plan {
                         out_width: (d * h) as u32,
                         flags,
                         gate_rows: gh as u32,
-                        pad: [0; 3],
+                        seq_len: seq as u32,
+                        pad: [0; 2],
                     };
                     let at = t * STEP_UNIFORM_STRIDE as usize;
                     step_bytes[at..at + std::mem::size_of::<StepParams>()]
@@ -281,13 +326,15 @@ impl Plan {
                 )?;
                 let output = &plan.outputs[layer];
                 let step_grid = (groups(h, 64), batch as u32, 1);
-                let (forward_kernel, backward_kernel, cell_buffers): (
+                let (forward_kernel, persistent_kernel, backward_kernel, cell_buffers): (
+                    Kernel,
                     Kernel,
                     Kernel,
                     Vec<&wgpu::Buffer>,
                 ) = match mode {
                     Mode::RnnTanh | Mode::RnnRelu => (
                         Kernel::RnnForward,
+                        Kernel::RnnForwardPersistent,
                         Kernel::RnnBackwardGates,
                         vec![
                             &steps,
@@ -301,6 +348,7 @@ impl Plan {
                     ),
                     Mode::Lstm => (
                         Kernel::LstmForward,
+                        Kernel::LstmForwardPersistent,
                         Kernel::LstmBackwardGates,
                         vec![
                             &steps,
@@ -316,6 +364,7 @@ impl Plan {
                     ),
                     Mode::Gru => (
                         Kernel::GruForward,
+                        Kernel::GruForwardPersistent,
                         Kernel::GruBackwardGates,
                         vec![
                             &steps,
@@ -387,6 +436,11 @@ impl Plan {
                         kernel: forward_kernel,
                         group: cell_group.clone(),
                         grid: step_grid,
+                    },
+                    forward_persistent: Call {
+                        kernel: persistent_kernel,
+                        group: cell_group.clone(),
+                        grid: (1, batch as u32, 1),
                     },
                     step_backward: Call {
                         kernel: backward_kernel,
@@ -483,8 +537,16 @@ impl Plan {
             });
             for dir in &self.directions {
                 dispatch(ctx, &mut pass, &dir.projection, None)?;
-                dispatches +=
-                    1 + steps(ctx, &mut pass, &dir.step_forward, dir.order.iter().copied())?;
+                dispatches += 1;
+                dispatches += match self.forward_variant {
+                    ForwardVariant::PerStep => {
+                        steps(ctx, &mut pass, &dir.step_forward, dir.order.iter().copied())?
+                    }
+                    ForwardVariant::Persistent => {
+                        dispatch(ctx, &mut pass, &dir.forward_persistent, Some(0))?;
+                        1
+                    }
+                };
             }
         }
         for (k, dir) in self.directions.iter().enumerate() {

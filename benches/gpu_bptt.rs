@@ -1,0 +1,105 @@
+//! GPU forward and train step (forward + BPTT, one submission each) at the standard shapes of
+//! torch_rnn_bench.py, timed with a device sync after every step, throughput in FLOPs, the
+//! adapter's name in the benchmark id. `cargo bench --bench gpu_bptt`
+//!
+//! On lavapipe (a CPU) every step at these shapes takes seconds: filter, e.g.
+//! `cargo bench --bench gpu_bptt -- rnn_`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ndarray::Array3;
+use rnn_wgpu::bench::{BenchShape, cell_name};
+use rnn_wgpu::gpu::{GpuContext, Upstream};
+use rnn_wgpu::{Mode, Rnn, RnnConfig};
+
+const SHAPES: [(Mode, usize, usize, usize, usize, usize); 7] = [
+    (Mode::RnnTanh, 256, 256, 1, 32, 50),
+    (Mode::Lstm, 256, 256, 1, 32, 50),
+    (Mode::Gru, 256, 256, 1, 32, 50),
+    (Mode::Lstm, 128, 128, 1, 16, 100),
+    (Mode::Lstm, 512, 512, 1, 64, 25),
+    (Mode::Lstm, 1024, 1024, 1, 32, 25),
+    (Mode::Lstm, 256, 256, 2, 32, 50),
+];
+
+fn gpu_bptt(c: &mut Criterion) {
+    let ctx = match GpuContext::new() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("gpu_bptt skipped: {e}");
+            return;
+        }
+    };
+    let device: String = ctx
+        .info
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(24)
+        .collect();
+    let mut group = c.benchmark_group(format!("gpu_{device}"));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
+    for (mode, input, hidden, layers, batch, seq) in SHAPES {
+        let shape = BenchShape {
+            mode,
+            input,
+            hidden,
+            layers,
+            batch,
+            seq,
+        };
+        let id = format!(
+            "{}_I{input}_H{hidden}_L{layers}_B{batch}_T{seq}",
+            cell_name(mode)
+        );
+        let model = Rnn::<f32>::new(RnnConfig::new(mode, input, hidden).layers(layers), 0)
+            .unwrap()
+            .with_gpu(ctx.clone())
+            .unwrap();
+        let gpu = model.gpu_model().unwrap().expect("on the GPU");
+        let x = Array3::from_elem((seq, batch, input), 0.1f32);
+        let h0 = Array3::<f32>::zeros((layers, batch, hidden));
+        let c0 = (mode == Mode::Lstm).then(|| h0.clone());
+        let ones = Array3::<f32>::ones((seq, batch, hidden));
+        let timed = |iters: u64, train: bool| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let upstream = train.then(|| {
+                    (
+                        Upstream {
+                            output: Some(ones.view()),
+                            h_n: None,
+                            c_n: None,
+                        },
+                        false,
+                    )
+                });
+                // read_back = false: the call still waits for the device before it returns.
+                gpu.run(
+                    x.view(),
+                    h0.view(),
+                    c0.as_ref().map(|c| c.view()),
+                    upstream,
+                    false,
+                )
+                .unwrap();
+            }
+            start.elapsed()
+        };
+        group.throughput(Throughput::Elements(shape.forward_flops() as u64));
+        group.bench_function(BenchmarkId::new("forward", &id), |b| {
+            b.iter_custom(|n| timed(n, false))
+        });
+        group.throughput(Throughput::Elements(shape.train_flops() as u64));
+        group.bench_function(BenchmarkId::new("train", &id), |b| {
+            b.iter_custom(|n| timed(n, true))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gpu_bptt);
+criterion_main!(benches);
