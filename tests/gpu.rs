@@ -135,9 +135,9 @@ fn compare_results(
     }
     for ((name, g), (_, w)) in got_grads
         .params
-        .named(&config)
+        .named(config)
         .iter()
-        .zip(want_grads.params.named(&config))
+        .zip(want_grads.params.named(config))
     {
         assert_close(
             &format!("{label} grad {name}"),
