@@ -39,8 +39,8 @@ pub enum RnnError {
     /// No adapter, a failed device request, or a validation error caught in an error scope.
     #[error("GPU: {0}")]
     Gpu(String),
-    /// A buffer or binding the model needs is larger than the device allows.
-    #[error("GPU limit {limit}: {what} needs {needed} bytes, the device allows {allowed}")]
+    /// A buffer, binding or grid the model needs is larger than the device allows.
+    #[error("GPU limit {limit}: {what} needs {needed}, the device allows {allowed}")]
     DeviceLimit {
         limit: &'static str,
         what: String,

@@ -118,7 +118,6 @@ pub fn forward<T: Real>(
     let (seq, batch, features) = input.dim();
     let hidden = params.weight_hh.ncols();
     let gate_rows = params.weight_hh.nrows();
-    let (bh, bg) = (batch * hidden, batch * gate_rows);
 
     // The input projection of every step in one product, biases folded in where the cell allows.
     let mut gates: Array3<T> = workspace.zeros((seq, batch, gate_rows));
@@ -163,27 +162,35 @@ pub fn forward<T: Real>(
         let (prev, next) = state_slots(t, reverse);
         let (h_prev, mut h_next) = read_and_write(&mut states, prev, next);
         let mut step_gates = gates.index_axis_mut(Axis(0), t);
+        // The one product with W_hh of this step; GRU keeps it apart from the x projection.
+        if mode == Mode::Gru {
+            match &params.bias_hh {
+                Some(b) => hproj.assign(b),
+                None => hproj.fill(T::zero()),
+            }
+            matmul_batch_rows(
+                hproj.view_mut(),
+                h_prev.view(),
+                params.weight_hh.t(),
+                true,
+                &mut scratch,
+            );
+        } else {
+            matmul_batch_rows(
+                step_gates.view_mut(),
+                h_prev.view(),
+                params.weight_hh.t(),
+                true,
+                &mut scratch,
+            );
+        }
+        let step_slice = step_gates.as_slice_mut().expect("contiguous");
         match mode {
             Mode::RnnTanh | Mode::RnnRelu => {
-                matmul_batch_rows(
-                    step_gates.view_mut(),
-                    h_prev.view(),
-                    params.weight_hh.t(),
-                    true,
-                    &mut scratch,
-                );
-                let pre = step_gates.as_slice_mut().expect("contiguous");
-                rnn_cell::forward(pre, mode == Mode::RnnRelu);
+                rnn_cell::forward(step_slice, mode == Mode::RnnRelu);
                 h_next.assign(&step_gates);
             }
             Mode::Lstm => {
-                matmul_batch_rows(
-                    step_gates.view_mut(),
-                    h_prev.view(),
-                    params.weight_hh.t(),
-                    true,
-                    &mut scratch,
-                );
                 let c = cells.as_mut().expect("LSTM keeps cells");
                 let (c_prev, mut c_next) = read_and_write(c, prev, next);
                 let mut tc = tanh_cells
@@ -191,7 +198,7 @@ pub fn forward<T: Real>(
                     .expect("LSTM keeps tanh(c)")
                     .index_axis_mut(Axis(0), t);
                 lstm_cell::forward(
-                    step_gates.as_slice_mut().expect("contiguous"),
+                    step_slice,
                     c_prev.as_slice().expect("contiguous"),
                     c_next.as_slice_mut().expect("contiguous"),
                     tc.as_slice_mut().expect("contiguous"),
@@ -200,23 +207,12 @@ pub fn forward<T: Real>(
                 );
             }
             Mode::Gru => {
-                match &params.bias_hh {
-                    Some(b) => hproj.assign(b),
-                    None => hproj.fill(T::zero()),
-                }
-                matmul_batch_rows(
-                    hproj.view_mut(),
-                    h_prev.view(),
-                    params.weight_hh.t(),
-                    true,
-                    &mut scratch,
-                );
                 let mut hn = hidden_n
                     .as_mut()
                     .expect("GRU keeps h_n")
                     .index_axis_mut(Axis(0), t);
                 gru_cell::forward(
-                    step_gates.as_slice_mut().expect("contiguous"),
+                    step_slice,
                     hproj.as_slice().expect("contiguous"),
                     h_prev.as_slice().expect("contiguous"),
                     hn.as_slice_mut().expect("contiguous"),
@@ -225,7 +221,6 @@ pub fn forward<T: Real>(
                 );
             }
         }
-        debug_assert_eq!((h_next.len(), step_gates.len()), (bh, bg));
     }
     DirectionTape {
         mode,

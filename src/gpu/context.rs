@@ -154,7 +154,7 @@ impl GpuContext {
             if bytes > allowed {
                 return Err(RnnError::DeviceLimit {
                     limit,
-                    what: what.to_string(),
+                    what: format!("buffer '{what}' (bytes)"),
                     needed: bytes,
                     allowed,
                 });

@@ -137,8 +137,23 @@ pub struct KernelCache {
 }
 
 impl GpuContext {
-    /// The kernel's pipeline, compiled on first use.
+    /// The kernel's pipeline, compiled on first use; a device with too few storage bindings per
+    /// stage for it gets an error naming that limit.
     pub fn kernel(&self, kernel: Kernel) -> Result<Arc<CompiledKernel>> {
+        let storage = kernel
+            .bindings()
+            .iter()
+            .filter(|b| matches!(b, Read | ReadWrite))
+            .count() as u64;
+        let allowed = self.limits.max_storage_buffers_per_shader_stage as u64;
+        if storage > allowed {
+            return Err(crate::error::RnnError::DeviceLimit {
+                limit: "max_storage_buffers_per_shader_stage",
+                what: format!("kernel {kernel:?} ({} bindings)", storage),
+                needed: storage,
+                allowed,
+            });
+        }
         if let Some(k) = self
             .kernels
             .compiled
