@@ -124,6 +124,47 @@ impl<T: Real> RnnParams<T> {
         Ok(params)
     }
 
+    /// Every tensor's data in `named_parameters()` order (weight_ih, weight_hh, bias_ih, bias_hh
+    /// per layer and direction).
+    pub fn slices(&self) -> Vec<&[T]> {
+        let mut out = Vec::new();
+        for cell in &self.cells {
+            out.push(cell.weight_ih.as_slice().expect("standard layout"));
+            out.push(cell.weight_hh.as_slice().expect("standard layout"));
+            out.extend(
+                cell.bias_ih
+                    .iter()
+                    .map(|b| b.as_slice().expect("standard layout")),
+            );
+            out.extend(
+                cell.bias_hh
+                    .iter()
+                    .map(|b| b.as_slice().expect("standard layout")),
+            );
+        }
+        out
+    }
+
+    /// `slices`, mutable.
+    pub fn slices_mut(&mut self) -> Vec<&mut [T]> {
+        let mut out = Vec::new();
+        for cell in &mut self.cells {
+            out.push(cell.weight_ih.as_slice_mut().expect("standard layout"));
+            out.push(cell.weight_hh.as_slice_mut().expect("standard layout"));
+            out.extend(
+                cell.bias_ih
+                    .iter_mut()
+                    .map(|b| b.as_slice_mut().expect("standard layout")),
+            );
+            out.extend(
+                cell.bias_hh
+                    .iter_mut()
+                    .map(|b| b.as_slice_mut().expect("standard layout")),
+            );
+        }
+        out
+    }
+
     /// Sum of squares of every entry, in f64 (for global-norm clipping and tests).
     pub fn sum_of_squares(&self) -> f64 {
         let mut total = 0.0;

@@ -9,7 +9,9 @@ use ndarray::{ArrayD, Ix3};
 use crate::config::RnnConfig;
 use crate::conventions::Mode;
 use crate::error::{Result, RnnError, shape_string};
+use crate::lm::CharLm;
 use crate::model::{OutputGrads, Rnn};
+use crate::optim::{Adam, Optimizer, clip_grad_norm};
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
@@ -89,7 +91,7 @@ pub fn run_case(path: &Path, backend: Backend) -> Result<CaseReport> {
     let kind = file.meta("kind")?.to_string();
     let computed = match kind.as_str() {
         "layer" => run_layer_case(&file, mode, backend)?,
-        "train" => return Err(RnnError::Unsupported("kind=train parity cases".into())),
+        "train" => run_train_case(&file, mode, backend)?,
         other => {
             return Err(RnnError::File {
                 path: path.into(),
@@ -222,6 +224,72 @@ fn run_layer_case(
     );
     for (name, tensor) in grads.params.named(&config) {
         computed.push((format!("grad.{name}"), tensor.to_owned()));
+    }
+    Ok(computed)
+}
+
+/// Several Adam steps of the character language model, each from a zero state, with
+/// global-norm clipping: loss and gradient norm per step, parameters after the last.
+fn run_train_case(
+    file: &TensorFile,
+    mode: Mode,
+    backend: Backend,
+) -> Result<Vec<(String, ArrayD<f32>)>> {
+    let vocab: usize = file.meta_parsed("vocab_size")?;
+    let config = RnnConfig::new(mode, vocab, file.meta_parsed("hidden_size")?)
+        .layers(file.meta_parsed("num_layers")?);
+    for (key, want) in [("optimizer", "adam"), ("loss", "mean_cross_entropy")] {
+        let got = file.meta(key)?;
+        if got != want {
+            return Err(RnnError::Unsupported(format!(
+                "train cases with {key}={got}"
+            )));
+        }
+    }
+    let mut lm = CharLm::from_lookup(config, |name| {
+        file.contains(name).then(|| file.f32(name)).transpose()
+    })?;
+    lm.rnn = lm.rnn.with_backend(backend)?;
+    let mut adam = Adam::new(file.meta_parsed("lr")?);
+    adam.beta1 = file.meta_parsed("beta1")?;
+    adam.beta2 = file.meta_parsed("beta2")?;
+    adam.eps = file.meta_parsed("eps")?;
+    let clip: f32 = file.meta_parsed("clip_grad_norm")?;
+    let tokens = file.i64("tokens")?;
+    let steps: usize = file.meta_parsed("steps")?;
+    let (seq, batch): (usize, usize) = (file.meta_parsed("seq_len")?, file.meta_parsed("batch")?);
+    if tokens.shape() != [steps, seq + 1, batch] {
+        return Err(RnnError::Shape {
+            tensor: "tokens".into(),
+            expected: shape_string(&[steps, seq + 1, batch]),
+            got: tokens.shape().to_vec(),
+        });
+    }
+    let tokens = tokens.mapv(|t| usize::try_from(t).unwrap_or(usize::MAX));
+    let (mut losses, mut norms) = (Vec::new(), Vec::new());
+    for step in 0..steps {
+        let window = tokens.index_axis(ndarray::Axis(0), step);
+        let window = window
+            .into_dimensionality::<ndarray::Ix2>()
+            .expect("checked above");
+        let inputs = window.slice(ndarray::s![..seq, ..]);
+        let targets = window.slice(ndarray::s![1.., ..]);
+        let mut result = lm.loss_and_grads(inputs, targets, None)?;
+        let mut grads = result.grads.slices_mut();
+        norms.push(clip_grad_norm(&mut grads, clip));
+        losses.push(result.loss);
+        let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
+        adam.step(&mut lm.param_slices_mut(), &grads);
+    }
+    let mut computed = vec![
+        ("loss".to_string(), ndarray::Array1::from(losses).into_dyn()),
+        (
+            "grad_norm".to_string(),
+            ndarray::Array1::from(norms).into_dyn(),
+        ),
+    ];
+    for (name, tensor) in lm.named() {
+        computed.push((format!("final.{name}"), tensor.to_owned()));
     }
     Ok(computed)
 }

@@ -42,20 +42,24 @@ fn parity_passes_every_public_layer_case() {
 }
 
 #[test]
-fn parity_with_train_cases_exits_nonzero_saying_not_supported_yet() {
+fn parity_passes_the_train_cases() {
     let out = rnn_wgpu(&[
         "parity",
-        LAYER_CASES[0],
         "tests/data/parity/train_gru_charlm.safetensors",
+        "tests/data/parity/train_lstm_charlm.safetensors",
     ]);
     let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("PASS final.head.weight"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("2 of 2 cases passed"));
+}
+
+#[test]
+fn parity_on_a_file_that_is_not_a_case_fails_that_case() {
+    let out = rnn_wgpu(&["parity", LAYER_CASES[0], "README.md"]);
+    let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.contains(
-            "train_gru_charlm.safetensors: FAIL: kind=train parity cases is not supported yet"
-        ),
-        "{stdout}"
-    );
+    assert!(stdout.contains("README.md: FAIL: "), "{stdout}");
     assert!(stdout.contains("1 of 2 cases passed"));
 }
 

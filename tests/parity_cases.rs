@@ -6,7 +6,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use rnn_wgpu::RnnError;
 use rnn_wgpu::parity::{Backend, run_case};
 use rnn_wgpu::tensor_file::TensorFile;
 
@@ -29,21 +28,18 @@ fn kind(path: &Path) -> String {
         .to_string()
 }
 
-fn assert_layer_cases_pass(dir: &str, at_least: usize) {
-    assert_layer_cases_pass_on(dir, at_least, Backend::Cpu);
-}
-
-fn assert_layer_cases_pass_on(dir: &str, at_least: usize, backend: Backend) {
-    let layer_cases: Vec<PathBuf> = cases(dir)
+/// Every case of `kind` in `dir` (at least `at_least` of them) passes on `backend`.
+fn assert_cases_pass(dir: &str, case_kind: &str, at_least: usize, backend: Backend) {
+    let selected: Vec<PathBuf> = cases(dir)
         .into_iter()
-        .filter(|p| kind(p) == "layer")
+        .filter(|p| kind(p) == case_kind)
         .collect();
     assert!(
-        layer_cases.len() >= at_least,
-        "{dir}: found only {} layer cases",
-        layer_cases.len()
+        selected.len() >= at_least,
+        "{dir}: found only {} {case_kind} cases",
+        selected.len()
     );
-    for path in layer_cases {
+    for path in selected {
         let report = run_case(&path, backend).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             !report.checks.is_empty(),
@@ -66,25 +62,33 @@ fn assert_layer_cases_pass_on(dir: &str, at_least: usize, backend: Backend) {
 
 #[test]
 fn public_layer_cases_match_pytorch() {
-    assert_layer_cases_pass("tests/data/parity", 7);
+    assert_cases_pass("tests/data/parity", "layer", 7, Backend::Cpu);
+}
+
+#[test]
+fn public_train_cases_match_pytorch() {
+    assert_cases_pass("tests/data/parity", "train", 2, Backend::Cpu);
 }
 
 #[test]
 fn more_shapes_match_pytorch() {
-    assert_layer_cases_pass("tests/data/parity/shapes", 9);
+    assert_cases_pass("tests/data/parity/shapes", "layer", 9, Backend::Cpu);
+    assert_cases_pass("tests/data/parity/shapes", "train", 4, Backend::Cpu);
 }
 
 #[test]
-fn public_layer_cases_match_pytorch_on_gpu() {
+fn public_cases_match_pytorch_on_gpu() {
     if common::gpu().is_some() {
-        assert_layer_cases_pass_on("tests/data/parity", 7, Backend::Gpu);
+        assert_cases_pass("tests/data/parity", "layer", 7, Backend::Gpu);
+        assert_cases_pass("tests/data/parity", "train", 2, Backend::Gpu);
     }
 }
 
 #[test]
 fn more_shapes_match_pytorch_on_gpu() {
     if common::gpu().is_some() {
-        assert_layer_cases_pass_on("tests/data/parity/shapes", 9, Backend::Gpu);
+        assert_cases_pass("tests/data/parity/shapes", "layer", 9, Backend::Gpu);
+        assert_cases_pass("tests/data/parity/shapes", "train", 4, Backend::Gpu);
     }
 }
 
@@ -101,15 +105,33 @@ fn every_expected_tensor_of_a_case_is_compared() {
 }
 
 #[test]
-fn train_cases_say_not_supported_yet() {
-    let train: Vec<PathBuf> = cases("tests/data/parity")
-        .into_iter()
-        .filter(|p| kind(p) == "train")
-        .collect();
-    assert_eq!(train.len(), 2);
-    for path in train {
-        let err = run_case(&path, Backend::Cpu).expect_err("training is not there yet");
-        assert!(matches!(err, RnnError::Unsupported(_)), "{err}");
-        assert!(err.to_string().contains("not supported yet"));
+fn a_result_that_disagrees_with_pytorch_fails() {
+    let source =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/parity/rnn_tanh_small.safetensors");
+    let file = TensorFile::read(&source).unwrap();
+    // The same case with one expected value moved by 1e-3, five times the tolerance.
+    let mut tensors = Vec::new();
+    for name in file.names() {
+        let mut t = file.f32(name).unwrap();
+        if name == "expected.h_n" {
+            t[[0, 1, 2]] += 1e-3;
+        }
+        tensors.push((name.to_string(), t));
     }
+    let views: Vec<_> = tensors.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+    let path = std::env::temp_dir().join(format!(
+        "rnn-wgpu-disagree-{}.safetensors",
+        std::process::id()
+    ));
+    rnn_wgpu::tensor_file::write_f32(&path, &views, file.metadata().clone()).unwrap();
+    let report = run_case(&path, Backend::Cpu).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !c.passed())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(failed, ["h_n"]);
+    assert!(!report.passed());
 }

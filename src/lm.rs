@@ -1,0 +1,219 @@
+//! The character language model of the seed notes and the `train` command:
+//! one_hot(token, V) -> recurrent stack -> Linear(H, V) -> softmax cross-entropy at every step
+//! (many-to-many), with the hidden state carried between batches for truncated BPTT.
+
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD};
+
+use crate::config::RnnConfig;
+use crate::conventions::Mode;
+use crate::error::{Result, RnnError};
+use crate::model::{OutputGrads, Rnn};
+use crate::nn::linear::LinearGrads;
+use crate::nn::{Linear, cross_entropy};
+use crate::params::RnnParams;
+
+/// Head parameter names, after the stack's PyTorch names.
+pub const HEAD_WEIGHT: &str = "head.weight";
+pub const HEAD_BIAS: &str = "head.bias";
+
+#[derive(Clone, Debug)]
+pub struct CharLm {
+    pub rnn: Rnn<f32>,
+    pub head: Linear,
+}
+
+/// The recurrent state carried from one batch to the next (gradient cut: a plain value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LmState {
+    /// (L*D, B, H)
+    pub h: Array3<f32>,
+    /// (L*D, B, H), LSTM only
+    pub c: Option<Array3<f32>>,
+}
+
+/// Gradients of every parameter, in the model's parameter order.
+#[derive(Clone, Debug)]
+pub struct LmGrads {
+    pub rnn: RnnParams<f32>,
+    pub head: LinearGrads,
+}
+
+impl LmGrads {
+    /// Every gradient tensor's data, in the order of `CharLm::param_slices_mut`.
+    pub fn slices_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut out = self.rnn.slices_mut();
+        out.push(self.head.weight.as_slice_mut().expect("standard layout"));
+        out.push(self.head.bias.as_slice_mut().expect("standard layout"));
+        out
+    }
+}
+
+/// One batch's loss, gradients and the state to carry on.
+pub struct LmStep {
+    pub loss: f32,
+    pub grads: LmGrads,
+    pub state: LmState,
+}
+
+/// (T, B) tokens -> (T, B, V) one-hot rows.
+pub fn one_hot(tokens: ArrayView2<'_, usize>, vocab: usize) -> Result<Array3<f32>> {
+    let (seq, batch) = tokens.dim();
+    let mut x = Array3::zeros((seq, batch, vocab));
+    for ((t, b), &token) in tokens.indexed_iter() {
+        if token >= vocab {
+            return Err(RnnError::Config(format!(
+                "token {token} at ({t}, {b}) is outside the vocabulary of {vocab}"
+            )));
+        }
+        x[[t, b, token]] = 1.0;
+    }
+    Ok(x)
+}
+
+impl CharLm {
+    /// A fresh model with PyTorch's default initialisation.
+    pub fn new(mode: Mode, vocab: usize, hidden: usize, layers: usize, seed: u64) -> Result<Self> {
+        let rnn = Rnn::new(RnnConfig::new(mode, vocab, hidden).layers(layers), seed)?;
+        Ok(CharLm {
+            rnn,
+            head: Linear::new(hidden, vocab, seed.wrapping_add(1)),
+        })
+    }
+
+    /// From named tensors (PyTorch names plus `head.weight`, `head.bias`).
+    pub fn from_lookup(
+        config: RnnConfig,
+        mut lookup: impl FnMut(&str) -> Result<Option<ArrayD<f32>>>,
+    ) -> Result<Self> {
+        let params = RnnParams::from_lookup(&config, &mut lookup)?;
+        let (vocab, hidden) = (config.input_size, config.hidden_size);
+        let mut tensor = |name: &str, shape: &[usize]| -> Result<ArrayD<f32>> {
+            let t = lookup(name)?.ok_or_else(|| RnnError::MissingTensor {
+                name: name.into(),
+                expected: crate::error::shape_string(shape),
+            })?;
+            if t.shape() != shape {
+                return Err(RnnError::Shape {
+                    tensor: name.into(),
+                    expected: crate::error::shape_string(shape),
+                    got: t.shape().to_vec(),
+                });
+            }
+            Ok(t)
+        };
+        let weight = tensor(HEAD_WEIGHT, &[vocab, hidden])?
+            .into_dimensionality()
+            .expect("checked");
+        let bias = tensor(HEAD_BIAS, &[vocab])?
+            .into_dimensionality()
+            .expect("checked");
+        Ok(CharLm {
+            rnn: Rnn::from_params(config, params)?,
+            head: Linear { weight, bias },
+        })
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.rnn.config().input_size
+    }
+
+    /// Every parameter under its name, in `named_parameters()` order.
+    pub fn named(&self) -> Vec<(String, ArrayViewD<'_, f32>)> {
+        let mut out = self.rnn.params().named(self.rnn.config());
+        out.push((HEAD_WEIGHT.into(), self.head.weight.view().into_dyn()));
+        out.push((HEAD_BIAS.into(), self.head.bias.view().into_dyn()));
+        out
+    }
+
+    /// Every parameter's data, mutable, in `named()` order (for the optimizer).
+    pub fn param_slices_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut out = self.rnn.params_mut().slices_mut();
+        out.push(self.head.weight.as_slice_mut().expect("standard layout"));
+        out.push(self.head.bias.as_slice_mut().expect("standard layout"));
+        out
+    }
+
+    /// Logits (T, B, V) of `inputs` (T, B) from `state` (zeros when `None`), and the state after.
+    pub fn logits(
+        &self,
+        inputs: ArrayView2<'_, usize>,
+        state: Option<&LmState>,
+    ) -> Result<(Array3<f32>, LmState)> {
+        let x = one_hot(inputs, self.vocab())?;
+        let out = self.rnn.forward(
+            x.view(),
+            state.map(|s| s.h.view()),
+            state.and_then(|s| s.c.as_ref()).map(|c| c.view()),
+        )?;
+        let (seq, batch, width) = out.output.dim();
+        let flat = out
+            .output
+            .into_shape_with_order((seq * batch, width))
+            .expect("contiguous");
+        let logits = self
+            .head
+            .forward(flat.view())
+            .into_shape_with_order((seq, batch, self.vocab()))
+            .expect("contiguous");
+        Ok((
+            logits,
+            LmState {
+                h: out.h_n,
+                c: out.c_n,
+            },
+        ))
+    }
+
+    /// Mean cross-entropy of predicting `targets` (T, B) from `inputs` (T, B), and every gradient.
+    pub fn loss_and_grads(
+        &self,
+        inputs: ArrayView2<'_, usize>,
+        targets: ArrayView2<'_, usize>,
+        state: Option<&LmState>,
+    ) -> Result<LmStep> {
+        if inputs.dim() != targets.dim() {
+            return Err(RnnError::Shape {
+                tensor: "targets".into(),
+                expected: crate::error::shape_string(inputs.shape()),
+                got: targets.shape().to_vec(),
+            });
+        }
+        let x = one_hot(inputs, self.vocab())?;
+        let (out, tape) = self.rnn.forward_train(
+            x.view(),
+            state.map(|s| s.h.view()),
+            state.and_then(|s| s.c.as_ref()).map(|c| c.view()),
+        )?;
+        let (seq, batch, width) = out.output.dim();
+        let flat: Array2<f32> = out
+            .output
+            .into_shape_with_order((seq * batch, width))
+            .expect("contiguous");
+        let logits = self.head.forward(flat.view());
+        let targets: Vec<usize> = targets.iter().copied().collect();
+        let (loss, grad_logits) = cross_entropy(logits.view(), &targets)?;
+        let (head, grad_flat) = self.head.backward(flat.view(), grad_logits.view());
+        let grad_output = grad_flat
+            .into_shape_with_order((seq, batch, width))
+            .expect("contiguous");
+        let rnn_grads = self.rnn.backward(
+            tape,
+            OutputGrads {
+                output: Some(grad_output.view()),
+                ..Default::default()
+            },
+            false,
+        )?;
+        Ok(LmStep {
+            loss,
+            grads: LmGrads {
+                rnn: rnn_grads.params,
+                head,
+            },
+            state: LmState {
+                h: out.h_n,
+                c: out.c_n,
+            },
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! `torch.nn.Linear`: y = x W^T + b over rows.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::cpu::matmul::matmul;
+
+/// weight (out, in), bias (out)
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    pub weight: Array2<f32>,
+    pub bias: Array1<f32>,
+}
+
+/// Gradients of a `Linear`, same shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearGrads {
+    pub weight: Array2<f32>,
+    pub bias: Array1<f32>,
+}
+
+impl Linear {
+    /// PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    pub fn new(inputs: usize, outputs: usize, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let bound = 1.0 / (inputs as f32).sqrt();
+        let mut draw = || rng.random_range(-bound..bound);
+        Linear {
+            weight: Array2::from_shape_simple_fn((outputs, inputs), &mut draw),
+            bias: Array1::from_shape_simple_fn(outputs, &mut draw),
+        }
+    }
+
+    /// x (N, in) -> (N, out)
+    pub fn forward(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        let mut y = Array2::zeros((x.nrows(), self.weight.nrows()));
+        y.assign(&self.bias);
+        matmul(y.view_mut(), x, self.weight.t(), true);
+        y
+    }
+
+    /// From x (N, in) and dL/dy (N, out): parameter gradients and dL/dx (N, in).
+    pub fn backward(
+        &self,
+        x: ArrayView2<'_, f32>,
+        grad_y: ArrayView2<'_, f32>,
+    ) -> (LinearGrads, Array2<f32>) {
+        let mut weight = Array2::zeros(self.weight.raw_dim());
+        matmul(weight.view_mut(), grad_y.t(), x, false);
+        let mut grad_x = Array2::zeros(x.raw_dim());
+        matmul(grad_x.view_mut(), grad_y, self.weight.view(), false);
+        (
+            LinearGrads {
+                weight,
+                bias: grad_y.sum_axis(Axis(0)),
+            },
+            grad_x,
+        )
+    }
+}

@@ -1,0 +1,19 @@
+//! Optimizers and gradient clipping over a model's parameters, as flat f32 slices in a fixed
+//! order (the order of `named_parameters()`), with PyTorch's update rules.
+
+mod adam;
+mod clip;
+mod sgd;
+
+pub use adam::Adam;
+pub use clip::{clip_grad_norm, clip_grad_value};
+pub use sgd::Sgd;
+
+/// One optimizer step over every parameter with its gradient.
+pub trait Optimizer {
+    /// params[i] is updated from grads[i]; the lists keep their order from step to step.
+    fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]);
+
+    /// The learning rate, for schedules.
+    fn set_lr(&mut self, lr: f32);
+}
