@@ -14,9 +14,11 @@
 
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod conventions;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod lm;
@@ -25,7 +27,9 @@ pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod parity;
+pub mod plot;
 pub mod tensor_file;
+pub mod train;
 
 pub use backend::Backend;
 pub use config::RnnConfig;

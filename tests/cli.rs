@@ -143,3 +143,77 @@ fn bench_json_has_the_peer_script_fields() {
     assert!(v["train_ms"].as_f64().unwrap() > 0.0);
     assert!(v["train_gflops"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn train_then_sample() {
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-cli-train-{}", std::process::id()));
+    let data = dir.join("text.txt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        &data,
+        "to be or not to be, that is the question. ".repeat(40),
+    )
+    .unwrap();
+    let out = rnn_wgpu(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--seq",
+        "8",
+        "--batch",
+        "4",
+        "--steps",
+        "5",
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let last = stdout.trim_end().lines().last().unwrap();
+    let val: f32 = last
+        .strip_prefix("val_loss=")
+        .expect("last line is val_loss=")
+        .parse()
+        .unwrap();
+    assert!(val.is_finite() && val > 0.0);
+    assert!(dir.join("checkpoint.safetensors").exists() && dir.join("loss.svg").exists());
+
+    let checkpoint = dir.join("checkpoint.safetensors");
+    let out = rnn_wgpu(&[
+        "sample",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--prime",
+        "to be",
+        "--len",
+        "20",
+    ]);
+    let sampled = text(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        sampled.starts_with("to be") && sampled.trim_end().chars().count() >= 20,
+        "{sampled:?}"
+    );
+
+    let out = rnn_wgpu(&[
+        "sample",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--prime",
+        "ROMEO",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: invalid configuration: character 'R' is not in the vocabulary"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,30 +3,12 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use rnn_wgpu::bench::{self, BenchShape};
-use rnn_wgpu::{Mode, Result, RnnError};
+use rnn_wgpu::{Result, RnnError};
 
-use super::BackendArg;
-
-/// The bench script's cell names (`rnn` is tanh).
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum CellArg {
-    Rnn,
-    Lstm,
-    Gru,
-}
-
-impl From<CellArg> for Mode {
-    fn from(c: CellArg) -> Mode {
-        match c {
-            CellArg::Rnn => Mode::RnnTanh,
-            CellArg::Lstm => Mode::Lstm,
-            CellArg::Gru => Mode::Gru,
-        }
-    }
-}
+use super::{BackendArg, CellArg};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -3,6 +3,8 @@
 mod bench;
 mod info;
 mod parity;
+mod sample;
+mod train;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,28 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List GPU adapters, the one chosen, its limits and features.
     Info,
+    /// Train a character language model on a text (tiny Shakespeare by default).
+    Train(train::TrainArgs),
+    /// Generate text from a trained character model.
+    Sample(sample::SampleArgs),
+}
+
+/// The bench script's cell names (`rnn` is tanh).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CellArg {
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+impl From<CellArg> for rnn_wgpu::Mode {
+    fn from(c: CellArg) -> rnn_wgpu::Mode {
+        match c {
+            CellArg::Rnn => rnn_wgpu::Mode::RnnTanh,
+            CellArg::Lstm => rnn_wgpu::Mode::Lstm,
+            CellArg::Gru => rnn_wgpu::Mode::Gru,
+        }
+    }
 }
 
 /// `--backend cpu|gpu`
@@ -53,5 +77,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
+        Command::Train(args) => train::run(args),
+        Command::Sample(args) => sample::run(args),
     }
 }

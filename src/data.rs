@@ -1,0 +1,143 @@
+//! Character corpora: the vocabulary, the 90/10 split, and the batches of truncated BPTT.
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use crate::error::{Result, RnnError};
+
+/// A text and its character vocabulary (sorted, so the same text gives the same ids).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CharCorpus {
+    pub vocab: Vec<char>,
+    /// Every character of the text as its vocabulary id.
+    pub ids: Vec<usize>,
+}
+
+impl CharCorpus {
+    pub fn from_text(text: &str) -> Result<Self> {
+        let mut vocab: Vec<char> = text.chars().collect();
+        vocab.sort_unstable();
+        vocab.dedup();
+        if vocab.len() < 2 {
+            return Err(RnnError::Config(
+                "a character model needs a text with at least 2 distinct characters".into(),
+            ));
+        }
+        let ids = text
+            .chars()
+            .map(|c| vocab.binary_search(&c).expect("from the text"))
+            .collect();
+        Ok(CharCorpus { vocab, ids })
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| RnnError::File {
+            path: path.into(),
+            message: format!("cannot read text: {e}"),
+        })?;
+        Self::from_text(&text)
+    }
+
+    /// Ids of `text` in this vocabulary; an unknown character is an error naming it.
+    pub fn encode(&self, text: &str) -> Result<Vec<usize>> {
+        text.chars()
+            .map(|c| {
+                self.vocab.binary_search(&c).map_err(|_| {
+                    RnnError::Config(format!("character {c:?} is not in the vocabulary"))
+                })
+            })
+            .collect()
+    }
+
+    /// The first 90% for training, the last 10% for validation.
+    pub fn split(&self) -> (&[usize], &[usize]) {
+        self.ids.split_at(self.ids.len() * 9 / 10)
+    }
+}
+
+/// Sequential batches for truncated BPTT: the training text cut into B contiguous streams; batch
+/// k holds characters [k T, (k+1) T] of every stream, so the state at the end of one batch is the
+/// right start for the next. After the last full window the streams start over (state reset).
+#[derive(Clone, Debug)]
+pub struct SequentialBatches {
+    streams: Vec<Vec<usize>>,
+    seq: usize,
+    per_epoch: usize,
+}
+
+impl SequentialBatches {
+    pub fn new(ids: &[usize], batch: usize, seq: usize) -> Result<Self> {
+        let stream_len = ids.len() / batch.max(1);
+        if batch == 0 || seq == 0 || stream_len < seq + 1 {
+            return Err(RnnError::Config(format!(
+                "a training text of {} characters is too short for batch {batch} x sequence {seq}",
+                ids.len()
+            )));
+        }
+        let streams = ids
+            .chunks_exact(stream_len)
+            .take(batch)
+            .map(|c| c.to_vec())
+            .collect();
+        Ok(SequentialBatches {
+            streams,
+            seq,
+            per_epoch: (stream_len - 1) / seq,
+        })
+    }
+
+    /// Batches in one pass over the streams.
+    pub fn per_epoch(&self) -> usize {
+        self.per_epoch
+    }
+
+    /// Batch number `step` (counting from 0 across epochs): inputs and targets (T, B), and
+    /// whether it starts a new pass (where the carried state must be reset).
+    pub fn get(&self, step: usize) -> (Array2<usize>, Array2<usize>, bool) {
+        let k = step % self.per_epoch;
+        let start = k * self.seq;
+        let (seq, batch) = (self.seq, self.streams.len());
+        let inputs = Array2::from_shape_fn((seq, batch), |(t, b)| self.streams[b][start + t]);
+        let targets = Array2::from_shape_fn((seq, batch), |(t, b)| self.streams[b][start + t + 1]);
+        (inputs, targets, k == 0)
+    }
+}
+
+/// Validation windows: consecutive windows of `seq` + 1 characters (inputs and shifted
+/// targets), each evaluated from a zero state; the tail shorter than a window is dropped.
+pub fn validation_windows(ids: &[usize], seq: usize) -> Vec<&[usize]> {
+    ids.windows(seq + 1).step_by(seq).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_continue_each_stream() {
+        let ids: Vec<usize> = (0..20).map(|i| i % 3).collect();
+        let batches = SequentialBatches::new(&ids, 2, 3).unwrap();
+        assert_eq!(batches.per_epoch(), 3); // streams of 10: windows at 0, 3, 6
+        let (x0, y0, first) = batches.get(0);
+        let (x1, _, later) = batches.get(1);
+        assert!(first && !later);
+        assert_eq!(x0.column(0).to_vec(), vec![0, 1, 2]);
+        assert_eq!(y0.column(0).to_vec(), vec![1, 2, 0]);
+        assert_eq!(x1.column(0).to_vec(), vec![0, 1, 2]);
+        assert_eq!(x0.column(1).to_vec(), vec![1, 2, 0]); // stream 1 starts at id 10
+        assert!(batches.get(3).2); // a new pass
+    }
+
+    #[test]
+    fn corpus_vocabulary_and_split() {
+        let corpus = CharCorpus::from_text("abcabcabca").unwrap();
+        assert_eq!(corpus.vocab, vec!['a', 'b', 'c']);
+        assert_eq!(corpus.split().0.len(), 9);
+        assert!(corpus.encode("abz").is_err());
+        assert_eq!(
+            validation_windows(&[0, 1, 2, 3, 4, 5, 6], 3),
+            vec![&[0, 1, 2, 3][..], &[3, 4, 5, 6][..]]
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! The training loop of the character language model (what `rnn-wgpu train` and the `char_lm`
+//! example run): sequential batches with the state carried between them (truncated BPTT, the
+//! gradient cut at each batch), global-norm clipping, Adam, periodic atomic checkpoints.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ndarray::Array2;
+
+use crate::backend::Backend;
+use crate::checkpoint::{Checkpoint, LmSpec};
+use crate::data::{CharCorpus, SequentialBatches, validation_windows};
+use crate::error::Result;
+use crate::lm::{CharLm, LmState};
+use crate::nn::cross_entropy;
+use crate::optim::{Adam, Optimizer, clip_grad_norm};
+
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub spec: LmSpec,
+    pub seq: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub clip: f32,
+    /// Stop after this many optimizer steps in all (a resumed run counts the earlier ones).
+    pub steps: Option<usize>,
+    /// Stop when this much wall-clock time has passed in this run.
+    pub seconds: Option<f64>,
+    pub backend: Backend,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    /// Where checkpoints go; none are written without it.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl TrainOptions {
+    /// The options a resumed run must share with the checkpoint.
+    fn fixed(&self) -> HashMap<String, String> {
+        [
+            ("seq", self.seq.to_string()),
+            ("batch", self.batch.to_string()),
+            ("clip", self.clip.to_string()),
+            ("seed", self.seed.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// After every step.
+pub struct StepReport {
+    pub step: usize,
+    pub loss: f32,
+    pub elapsed: f64,
+    pub chars_per_sec: f64,
+}
+
+pub struct TrainReport {
+    pub lm: CharLm,
+    /// (step, training loss) of every step of this run.
+    pub losses: Vec<(usize, f32)>,
+    pub steps: usize,
+    pub val_loss: f32,
+    pub elapsed: f64,
+    pub chars_per_sec: f64,
+}
+
+/// Trains from scratch, or from `resume` (checked against the options), and reports.
+pub fn train_char_lm(
+    corpus: &CharCorpus,
+    opts: &TrainOptions,
+    resume: Option<Checkpoint>,
+    mut on_step: impl FnMut(&StepReport),
+) -> Result<TrainReport> {
+    let (train_ids, val_ids) = corpus.split();
+    let batches = SequentialBatches::new(train_ids, opts.batch, opts.seq)?;
+    let (lm, mut adam, mut step, mut state) = match resume {
+        Some(ck) => {
+            ck.check_matches(&opts.spec, &opts.fixed())?;
+            (ck.lm, ck.adam, ck.step, ck.state)
+        }
+        None => {
+            let s = &opts.spec;
+            (
+                CharLm::new(s.mode, s.vocab.len(), s.hidden, s.layers, opts.seed)?,
+                Adam::new(opts.lr),
+                0,
+                None,
+            )
+        }
+    };
+    adam.set_lr(opts.lr);
+    let mut lm = CharLm {
+        rnn: lm.rnn.with_backend(opts.backend)?,
+        head: lm.head,
+    };
+    let save = |lm: &CharLm, adam: &Adam, step: usize, state: &Option<LmState>| -> Result<()> {
+        let Some(path) = &opts.checkpoint else {
+            return Ok(());
+        };
+        let ck = Checkpoint {
+            spec: opts.spec.clone(),
+            lm: lm.clone(),
+            adam: adam.clone(),
+            step,
+            state: state.clone(),
+            options: opts.fixed(),
+        };
+        ck.save(path)
+    };
+    let start = Instant::now();
+    let mut losses = Vec::new();
+    let chars_per_step = (opts.seq * opts.batch) as f64;
+    let first_step = step;
+    loop {
+        let elapsed = start.elapsed().as_secs_f64();
+        if opts.steps.is_some_and(|n| step >= n) || opts.seconds.is_some_and(|s| elapsed >= s) {
+            break;
+        }
+        let (inputs, targets, new_pass) = batches.get(step);
+        if new_pass {
+            state = None;
+        }
+        let mut result = lm.loss_and_grads(inputs.view(), targets.view(), state.as_ref())?;
+        let mut grads = result.grads.slices_mut();
+        clip_grad_norm(&mut grads, opts.clip);
+        let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
+        adam.step(&mut lm.param_slices_mut(), &grads);
+        // The carried state is a plain value: the gradient is cut here (the notes' "detach").
+        state = Some(result.state);
+        step += 1;
+        losses.push((step, result.loss));
+        let elapsed = start.elapsed().as_secs_f64();
+        let chars_per_sec = (step - first_step) as f64 * chars_per_step / elapsed.max(1e-9);
+        on_step(&StepReport {
+            step,
+            loss: result.loss,
+            elapsed,
+            chars_per_sec,
+        });
+        if opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0 {
+            save(&lm, &adam, step, &state)?;
+        }
+    }
+    save(&lm, &adam, step, &state)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let chars_per_sec = (step - first_step) as f64 * chars_per_step / elapsed.max(1e-9);
+    let val_loss = validation_loss(&lm, val_ids, opts.seq, opts.batch)?;
+    Ok(TrainReport {
+        lm,
+        losses,
+        steps: step,
+        val_loss,
+        elapsed,
+        chars_per_sec,
+    })
+}
+
+/// Mean cross-entropy per character (nats) over consecutive windows of `seq` characters, each
+/// from a zero state, evaluated `batch` windows at a time.
+pub fn validation_loss(lm: &CharLm, ids: &[usize], seq: usize, batch: usize) -> Result<f32> {
+    let windows = validation_windows(ids, seq);
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for group in windows.chunks(batch.max(1)) {
+        let inputs = Array2::from_shape_fn((seq, group.len()), |(t, b)| group[b][t]);
+        let targets: Vec<usize> = (0..seq)
+            .flat_map(|t| group.iter().map(move |w| w[t + 1]))
+            .collect();
+        let (logits, _) = lm.logits(inputs.view(), None)?;
+        let flat = logits
+            .into_shape_with_order((seq * group.len(), lm.vocab()))
+            .expect("contiguous");
+        let (loss, _) = cross_entropy(flat.view(), &targets)?;
+        total += loss as f64 * targets.len() as f64;
+        count += targets.len();
+    }
+    Ok(if count == 0 {
+        f32::NAN
+    } else {
+        (total / count as f64) as f32
+    })
+}

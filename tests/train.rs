@@ -1,0 +1,204 @@
+//! Training: the loss falls on a learnable text, a resumed run equals an uninterrupted one
+//! bit for bit, mismatched checkpoints are refused, and the GPU path trains like the CPU path.
+
+mod common;
+
+use std::path::PathBuf;
+
+use rnn_wgpu::checkpoint::{Checkpoint, LmSpec};
+use rnn_wgpu::data::CharCorpus;
+use rnn_wgpu::train::{TrainOptions, train_char_lm};
+use rnn_wgpu::{Backend, Mode};
+
+/// A text with an obvious pattern, long enough for a 90/10 split and a few batches.
+fn corpus() -> CharCorpus {
+    CharCorpus::from_text(&"the cat sat on the mat. ".repeat(60)).unwrap()
+}
+
+fn options(corpus: &CharCorpus, steps: usize, checkpoint: Option<PathBuf>) -> TrainOptions {
+    TrainOptions {
+        spec: LmSpec {
+            mode: Mode::Lstm,
+            vocab: corpus.vocab.clone(),
+            hidden: 24,
+            layers: 2,
+        },
+        seq: 12,
+        batch: 4,
+        lr: 1e-2,
+        clip: 1.0,
+        steps: Some(steps),
+        seconds: None,
+        backend: Backend::Cpu,
+        seed: 7,
+        checkpoint_every: 5,
+        checkpoint,
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "rnn-wgpu-train-{}-{name}.safetensors",
+        std::process::id()
+    ))
+}
+
+#[test]
+fn the_loss_falls_on_a_learnable_text() {
+    let corpus = corpus();
+    let baseline = (corpus.vocab.len() as f32).ln();
+    let report = train_char_lm(&corpus, &options(&corpus, 150, None), None, |_| {}).unwrap();
+    let first = report.losses[0].1;
+    assert!(
+        (first - baseline).abs() < 0.3,
+        "step 0 loss {first} should be near ln(V) = {baseline}"
+    );
+    assert!(
+        report.val_loss < 1.0,
+        "validation loss {} after 150 steps on a repeating sentence",
+        report.val_loss
+    );
+}
+
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    let corpus = corpus();
+    let (straight, split) = (temp("straight"), temp("split"));
+    train_char_lm(
+        &corpus,
+        &options(&corpus, 12, Some(straight.clone())),
+        None,
+        |_| {},
+    )
+    .unwrap();
+    // A run killed during step 7: what it leaves is the periodic checkpoint of step 5, copied
+    // aside while step 6 ran (the run's own final checkpoint is not used).
+    let killed = temp("killed");
+    train_char_lm(
+        &corpus,
+        &options(&corpus, 7, Some(split.clone())),
+        None,
+        |step| {
+            if step.step == 6 {
+                std::fs::copy(&split, &killed).unwrap();
+            }
+        },
+    )
+    .unwrap();
+    let resumed = Checkpoint::load(&killed).unwrap();
+    assert_eq!(resumed.step, 5);
+    std::fs::remove_file(&killed).unwrap();
+    train_char_lm(
+        &corpus,
+        &options(&corpus, 12, Some(split.clone())),
+        Some(resumed),
+        |_| {},
+    )
+    .unwrap();
+    let (a, b) = (
+        Checkpoint::load(&straight).unwrap(),
+        Checkpoint::load(&split).unwrap(),
+    );
+    assert_eq!(a.step, 12);
+    assert_eq!(a.step, b.step);
+    for ((name, x), (_, y)) in a.lm.named().iter().zip(b.lm.named()) {
+        assert_eq!(x, &y, "{name} differs after resuming");
+    }
+    assert_eq!(a.adam.m, b.adam.m);
+    assert_eq!(a.state, b.state);
+    std::fs::remove_file(straight).unwrap();
+    std::fs::remove_file(split).unwrap();
+}
+
+#[test]
+fn a_checkpoint_of_another_model_or_text_is_refused() {
+    let corpus = corpus();
+    let path = temp("refuse");
+    train_char_lm(
+        &corpus,
+        &options(&corpus, 2, Some(path.clone())),
+        None,
+        |_| {},
+    )
+    .unwrap();
+    let mut bigger = options(&corpus, 4, None);
+    bigger.spec.hidden = 32;
+    let err = train_char_lm(
+        &corpus,
+        &bigger,
+        Some(Checkpoint::load(&path).unwrap()),
+        |_| {},
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("the checkpoint holds LSTM H=24 L=2, this run asks for LSTM H=32 L=2"),
+        "{err}"
+    );
+    let other = CharCorpus::from_text(&"xyz ".repeat(200)).unwrap();
+    let err = train_char_lm(
+        &other,
+        &options(&other, 4, None),
+        Some(Checkpoint::load(&path).unwrap()),
+        |_| {},
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("vocabulary"), "{err}");
+    let mut longer = options(&corpus, 4, None);
+    longer.seq = 13;
+    let err = train_char_lm(
+        &corpus,
+        &longer,
+        Some(Checkpoint::load(&path).unwrap()),
+        |_| {},
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        err.to_string().contains("seq=12, this run asks for seq=13"),
+        "{err}"
+    );
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_is_an_error_and_leaves_nothing() {
+    let corpus = corpus();
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-missing-dir-{}", std::process::id()));
+    let err = train_char_lm(
+        &corpus,
+        &options(&corpus, 1, Some(dir.join("ck.safetensors"))),
+        None,
+        |_| {},
+    )
+    .err()
+    .expect("no such directory");
+    assert!(err.to_string().contains("cannot write"), "{err}");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn the_gpu_trains_like_the_cpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let corpus = corpus();
+    let cpu = train_char_lm(&corpus, &options(&corpus, 6, None), None, |_| {}).unwrap();
+    let mut gpu_opts = options(&corpus, 6, None);
+    gpu_opts.backend = Backend::Gpu;
+    let gpu = train_char_lm(&corpus, &gpu_opts, None, |_| {}).unwrap();
+    for ((step, a), (_, b)) in cpu.losses.iter().zip(&gpu.losses) {
+        assert!(
+            (a - b).abs() < 1e-4 * a.abs().max(1.0),
+            "step {step}: cpu loss {a}, gpu loss {b}"
+        );
+    }
+    assert!(
+        (cpu.val_loss - gpu.val_loss).abs() < 1e-3,
+        "{} vs {}",
+        cpu.val_loss,
+        gpu.val_loss
+    );
+}
