@@ -1,4 +1,5 @@
-//! A loss curve as a small SVG (no plotting dependency for one polyline).
+//! Line charts as small SVG files (no plotting dependency for a few polylines): the training
+//! loss curve and the examples' prediction plots.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -6,24 +7,43 @@ use std::path::Path;
 use crate::error::{Result, RnnError};
 use crate::tensor_file::write_atomically;
 
-/// Writes `points` (x, y) as a line chart with labelled axes; `reference`, when given, is drawn
-/// as a dashed horizontal line (e.g. the validation loss).
+const COLOURS: [&str; 4] = ["steelblue", "darkorange", "seagreen", "purple"];
+
+/// One named line of (x, y) points.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub points: &'a [(f64, f64)],
+}
+
+/// Writes `points` as a line chart; `reference`, when given, is a dashed horizontal line
+/// (e.g. the validation loss).
 pub fn write_line_svg(
     path: &Path,
     title: &str,
     points: &[(f64, f64)],
     reference: Option<(&str, f64)>,
 ) -> Result<()> {
+    write_chart_svg(path, title, &[Series { name: "", points }], reference)
+}
+
+/// Writes several series on shared axes, with a legend.
+pub fn write_chart_svg(
+    path: &Path,
+    title: &str,
+    series: &[Series<'_>],
+    reference: Option<(&str, f64)>,
+) -> Result<()> {
     let (w, h, m) = (640.0, 400.0, 50.0);
-    let finite: Vec<(f64, f64)> = points
-        .iter()
-        .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
-    let (x0, x1) = bounds(finite.iter().map(|p| p.0));
-    let (y0, y1) = bounds(finite.iter().map(|p| p.1).chain(reference.map(|r| r.1)));
-    let sx = |x: f64| m + (x - x0) / (x1 - x0).max(1e-12) * (w - 2.0 * m);
-    let sy = |y: f64| h - m - (y - y0) / (y1 - y0).max(1e-12) * (h - 2.0 * m);
+    let all = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+    };
+    let (x0, x1) = bounds(all().map(|p| p.0));
+    let (y0, y1) = bounds(all().map(|p| p.1).chain(reference.map(|r| r.1)));
+    let sx = |x: f64| m + (x - x0) / (x1 - x0) * (w - 2.0 * m);
+    let sy = |y: f64| h - m - (y - y0) / (y1 - y0) * (h - 2.0 * m);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -50,15 +70,29 @@ pub fn write_line_svg(
             h - m + 18.0
         );
     }
-    let line: Vec<String> = finite
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-        .collect();
-    let _ = writeln!(
-        svg,
-        r#"<polyline points="{}" stroke="steelblue" fill="none"/>"#,
-        line.join(" ")
-    );
+    for (i, s) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let line: Vec<String> = s
+            .points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" stroke="{colour}" fill="none"/>"#,
+            line.join(" ")
+        );
+        if !s.name.is_empty() {
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{}" fill="{colour}">{}</text>"#,
+                w - m - 120.0,
+                m + 15.0 * i as f64,
+                s.name
+            );
+        }
+    }
     if let Some((label, y)) = reference {
         let _ = writeln!(
             svg,
@@ -76,6 +110,7 @@ pub fn write_line_svg(
     })
 }
 
+/// The range of the finite values, never empty.
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
