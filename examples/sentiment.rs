@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, Array3, Axis};
 use rnn_wgpu::nn::{Linear, cross_entropy};
-use rnn_wgpu::optim::{Adam, Optimizer, clip_grad_norm};
+use rnn_wgpu::optim::{Adam, clip_and_step};
 use rnn_wgpu::{Mode, OutputGrads, Rnn, RnnConfig, RnnError};
 
 /// (words, label) rows of a TSV with a header.
@@ -98,14 +98,10 @@ fn main() -> rnn_wgpu::Result<()> {
                 false,
             )?;
             let mut slices = grads.params.slices_mut();
-            slices.push(head_grads.weight.as_slice_mut().expect("standard layout"));
-            slices.push(head_grads.bias.as_slice_mut().expect("standard layout"));
-            clip_grad_norm(&mut slices, 1.0);
-            let slices: Vec<&[f32]> = slices.into_iter().map(|g| &*g).collect();
+            slices.extend(head_grads.slices_mut());
             let mut params = rnn.params_mut().slices_mut();
-            params.push(head.weight.as_slice_mut().expect("standard layout"));
-            params.push(head.bias.as_slice_mut().expect("standard layout"));
-            adam.step(&mut params, &slices);
+            params.extend(head.slices_mut());
+            clip_and_step(&mut adam, params, slices, Some(1.0));
             total += loss;
         }
         if epoch % 10 == 0 {

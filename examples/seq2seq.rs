@@ -9,7 +9,7 @@ use ndarray::{Array2, Array3, Axis};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rnn_wgpu::nn::{Linear, cross_entropy};
-use rnn_wgpu::optim::{Adam, Optimizer, clip_grad_norm};
+use rnn_wgpu::optim::{Adam, clip_and_step};
 use rnn_wgpu::{Mode, OutputGrads, Rnn, RnnConfig};
 
 const DIGITS: usize = 10;
@@ -126,15 +126,11 @@ fn main() -> rnn_wgpu::Result<()> {
         )?;
         let mut grads = enc_grads.params.slices_mut();
         grads.extend(dec_grads.params.slices_mut());
-        grads.push(head_grads.weight.as_slice_mut().expect("standard layout"));
-        grads.push(head_grads.bias.as_slice_mut().expect("standard layout"));
-        clip_grad_norm(&mut grads, 1.0);
-        let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
+        grads.extend(head_grads.slices_mut());
         let mut params = model.encoder.params_mut().slices_mut();
         params.extend(model.decoder.params_mut().slices_mut());
-        params.push(model.head.weight.as_slice_mut().expect("standard layout"));
-        params.push(model.head.bias.as_slice_mut().expect("standard layout"));
-        adam.step(&mut params, &grads);
+        params.extend(model.head.slices_mut());
+        clip_and_step(&mut adam, params, grads, Some(1.0));
         if step % 250 == 0 {
             println!("step {step:5}  loss {loss:.4}");
         }

@@ -8,7 +8,7 @@
 
 use ndarray::{Array2, Array3, Axis};
 use rnn_wgpu::nn::{Linear, mse};
-use rnn_wgpu::optim::{Adam, Optimizer};
+use rnn_wgpu::optim::{Adam, clip_and_step};
 use rnn_wgpu::plot::{Series, write_chart_svg};
 use rnn_wgpu::{Mode, OutputGrads, Rnn, RnnConfig, RnnError};
 
@@ -74,13 +74,11 @@ fn main() -> rnn_wgpu::Result<()> {
             },
             false,
         )?;
-        let mut slices: Vec<&[f32]> = grads.params.slices_mut().into_iter().map(|g| &*g).collect();
-        slices.push(head_grads.weight.as_slice_mut().expect("standard layout"));
-        slices.push(head_grads.bias.as_slice_mut().expect("standard layout"));
+        let mut slices = grads.params.slices_mut();
+        slices.extend(head_grads.slices_mut());
         let mut params = rnn.params_mut().slices_mut();
-        params.push(head.weight.as_slice_mut().expect("standard layout"));
-        params.push(head.bias.as_slice_mut().expect("standard layout"));
-        adam.step(&mut params, &slices);
+        params.extend(head.slices_mut());
+        clip_and_step(&mut adam, params, slices, None);
         if epoch % 30 == 0 {
             println!("epoch {epoch:3}  training MSE (scaled log-changes) {loss:.4}");
         }

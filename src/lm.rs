@@ -42,8 +42,7 @@ impl LmGrads {
     /// Every gradient tensor's data, in the order of `CharLm::param_slices_mut`.
     pub fn slices_mut(&mut self) -> Vec<&mut [f32]> {
         let mut out = self.rnn.slices_mut();
-        out.push(self.head.weight.as_slice_mut().expect("standard layout"));
-        out.push(self.head.bias.as_slice_mut().expect("standard layout"));
+        out.extend(self.head.slices_mut());
         out
     }
 }
@@ -128,8 +127,7 @@ impl CharLm {
     /// Every parameter's data, mutable, in `named()` order (for the optimizer).
     pub fn param_slices_mut(&mut self) -> Vec<&mut [f32]> {
         let mut out = self.rnn.params_mut().slices_mut();
-        out.push(self.head.weight.as_slice_mut().expect("standard layout"));
-        out.push(self.head.bias.as_slice_mut().expect("standard layout"));
+        out.extend(self.head.slices_mut());
         out
     }
 

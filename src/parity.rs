@@ -11,7 +11,7 @@ use crate::conventions::Mode;
 use crate::error::{Result, RnnError, shape_string};
 use crate::lm::CharLm;
 use crate::model::{OutputGrads, Rnn};
-use crate::optim::{Adam, Optimizer, clip_grad_norm};
+use crate::optim::{Adam, clip_and_step};
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
@@ -275,11 +275,14 @@ fn run_train_case(
         let inputs = window.slice(ndarray::s![..seq, ..]);
         let targets = window.slice(ndarray::s![1.., ..]);
         let mut result = lm.loss_and_grads(inputs, targets, None)?;
-        let mut grads = result.grads.slices_mut();
-        norms.push(clip_grad_norm(&mut grads, clip));
+        let norm = clip_and_step(
+            &mut adam,
+            lm.param_slices_mut(),
+            result.grads.slices_mut(),
+            Some(clip),
+        );
+        norms.push(norm.expect("clipping was asked for"));
         losses.push(result.loss);
-        let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
-        adam.step(&mut lm.param_slices_mut(), &grads);
     }
     let mut computed = vec![
         ("loss".to_string(), ndarray::Array1::from(losses).into_dyn()),

@@ -14,7 +14,7 @@ use crate::data::{CharCorpus, SequentialBatches, validation_windows};
 use crate::error::Result;
 use crate::lm::{CharLm, LmState};
 use crate::nn::cross_entropy;
-use crate::optim::{Adam, Optimizer, clip_grad_norm};
+use crate::optim::{Adam, Optimizer, clip_and_step};
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -124,10 +124,12 @@ pub fn train_char_lm(
             state = None;
         }
         let mut result = lm.loss_and_grads(inputs.view(), targets.view(), state.as_ref())?;
-        let mut grads = result.grads.slices_mut();
-        clip_grad_norm(&mut grads, opts.clip);
-        let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
-        adam.step(&mut lm.param_slices_mut(), &grads);
+        clip_and_step(
+            &mut adam,
+            lm.param_slices_mut(),
+            result.grads.slices_mut(),
+            Some(opts.clip),
+        );
         // The carried state is a plain value: the gradient is cut here (the notes' "detach").
         state = Some(result.state);
         step += 1;

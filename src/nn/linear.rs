@@ -20,6 +20,16 @@ pub struct LinearGrads {
     pub bias: Array1<f32>,
 }
 
+impl LinearGrads {
+    /// weight and bias gradients, mutable, in the order of `Linear::slices_mut`.
+    pub fn slices_mut(&mut self) -> [&mut [f32]; 2] {
+        [
+            self.weight.as_slice_mut().expect("standard layout"),
+            self.bias.as_slice_mut().expect("standard layout"),
+        ]
+    }
+}
+
 impl Linear {
     /// PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
     pub fn new(inputs: usize, outputs: usize, seed: u64) -> Self {
@@ -30,6 +40,14 @@ impl Linear {
             weight: Array2::from_shape_simple_fn((outputs, inputs), &mut draw),
             bias: Array1::from_shape_simple_fn(outputs, &mut draw),
         }
+    }
+
+    /// weight and bias data, mutable, in `named_parameters()` order (for the optimizer).
+    pub fn slices_mut(&mut self) -> [&mut [f32]; 2] {
+        [
+            self.weight.as_slice_mut().expect("standard layout"),
+            self.bias.as_slice_mut().expect("standard layout"),
+        ]
     }
 
     /// x (N, in) -> (N, out)

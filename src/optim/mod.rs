@@ -17,3 +17,17 @@ pub trait Optimizer {
     /// The learning rate, for schedules.
     fn set_lr(&mut self, lr: f32);
 }
+
+/// One training update: clips `grads` to a global L2 norm of `clip` (when given), then steps
+/// `optimizer`. Returns the norm before clipping (when clipping).
+pub fn clip_and_step(
+    optimizer: &mut impl Optimizer,
+    mut params: Vec<&mut [f32]>,
+    mut grads: Vec<&mut [f32]>,
+    clip: Option<f32>,
+) -> Option<f32> {
+    let norm = clip.map(|max| clip_grad_norm(&mut grads, max));
+    let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
+    optimizer.step(&mut params, &grads);
+    norm
+}
