@@ -27,9 +27,9 @@ pub enum RnnError {
     /// A configuration that contradicts itself or the tensors given with it.
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("missing tensor '{name}' (expected one of shape {expected})")]
+    #[error("missing tensor '{name}' (expected {expected})")]
     MissingTensor { name: String, expected: String },
-    #[error("unexpected tensor '{name}' (known names: {known})")]
+    #[error("unexpected tensor '{name}' (expected: {known})")]
     UnexpectedTensor { name: String, known: String },
     /// A file that cannot be read, or whose content is not what its format says.
     #[error("{}: {message}", path.display())]

@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod interop;
 pub mod lm;
 pub mod model;
 pub mod nn;

@@ -1,0 +1,173 @@
+//! PyTorch state dicts in and out: the parity cases' weights (PyTorch's own) loaded as a state
+//! dict reproduce PyTorch's outputs, a PyTorch-saved batch_first bidirectional LSTM matches its
+//! saved outputs, weights round-trip, and wrong names or shapes list what was expected.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::Ix3;
+use rnn_wgpu::interop::{load_state_dict, save_state_dict};
+use rnn_wgpu::tensor_file::{TensorFile, write_f32};
+use rnn_wgpu::{Mode, RnnError};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "rnn-wgpu-interop-{}-{name}.safetensors",
+        std::process::id()
+    ))
+}
+
+/// The parameter tensors of a parity case, written as `save_file(module.state_dict())` would.
+fn state_dict_of_case(case: &str, prefix: &str, extra: Option<&str>) -> PathBuf {
+    let file = TensorFile::read(&repo(case)).unwrap();
+    let mut tensors = Vec::new();
+    for name in file
+        .names()
+        .filter(|n| n.starts_with("weight_") || n.starts_with("bias_"))
+    {
+        tensors.push((format!("{prefix}{name}"), file.f32(name).unwrap()));
+    }
+    if let Some(extra) = extra {
+        tensors.push((extra.to_string(), file.f32("h0").unwrap()));
+    }
+    let path = temp(&format!(
+        "{}{}",
+        Path::new(case).file_stem().unwrap().to_string_lossy(),
+        extra.is_some()
+    ));
+    let views: Vec<_> = tensors.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+    write_f32(&path, &views, HashMap::new()).unwrap();
+    path
+}
+
+fn max_err(a: &ndarray::Array3<f32>, b: &ndarray::Array3<f32>) -> f32 {
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn parity_case_weights_load_as_a_state_dict_and_reproduce_pytorch() {
+    for (case, mode) in [
+        ("tests/data/parity/lstm_bidir.safetensors", Mode::Lstm),
+        ("tests/data/parity/gru_2layer.safetensors", Mode::Gru),
+        (
+            "tests/data/parity/rnn_relu_small.safetensors",
+            Mode::RnnRelu,
+        ),
+    ] {
+        let path = state_dict_of_case(case, "rnn.", None);
+        let model = load_state_dict(&path, mode, "rnn.", false).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let file = TensorFile::read(&repo(case)).unwrap();
+        let three = |n: &str| file.f32(n).unwrap().into_dimensionality::<Ix3>().unwrap();
+        let c0 = file.contains("c0").then(|| three("c0"));
+        let out = model
+            .forward(
+                three("input").view(),
+                Some(three("h0").view()),
+                c0.as_ref().map(|c| c.view()),
+            )
+            .unwrap();
+        assert!(
+            max_err(&out.output, &three("expected.output")) < 2e-4,
+            "{case}"
+        );
+        assert!(max_err(&out.h_n, &three("expected.h_n")) < 2e-4, "{case}");
+    }
+}
+
+#[test]
+fn a_pytorch_saved_batch_first_bidirectional_lstm_matches_its_outputs() {
+    let model = load_state_dict(
+        &repo("examples/data/lstm_state_dict.safetensors"),
+        Mode::Lstm,
+        "",
+        true,
+    )
+    .unwrap();
+    let c = model.config();
+    assert_eq!(
+        (
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            c.bidirectional,
+            c.bias
+        ),
+        (5, 8, 2, true, true)
+    );
+    let io = TensorFile::read(&repo("examples/data/lstm_io.safetensors")).unwrap();
+    let three = |n: &str| io.f32(n).unwrap().into_dimensionality::<Ix3>().unwrap();
+    let out = model.forward(three("input").view(), None, None).unwrap();
+    assert!(max_err(&out.output, &three("output")) < 1e-5);
+    assert!(max_err(&out.h_n, &three("h_n")) < 1e-5);
+    assert!(max_err(out.c_n.as_ref().unwrap(), &three("c_n")) < 1e-5);
+}
+
+#[test]
+fn weights_round_trip() {
+    let model = load_state_dict(
+        &repo("examples/data/lstm_state_dict.safetensors"),
+        Mode::Lstm,
+        "",
+        false,
+    )
+    .unwrap();
+    let path = temp("roundtrip");
+    save_state_dict(&model, &path, "encoder.").unwrap();
+    let back = load_state_dict(&path, Mode::Lstm, "encoder.", false).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(back.params(), model.params());
+}
+
+#[test]
+fn wrong_mode_extra_names_and_missing_names_are_errors_that_list_what_was_expected() {
+    let lstm = repo("examples/data/lstm_state_dict.safetensors");
+    let err = load_state_dict(&lstm, Mode::Gru, "", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "weight_hh_l0: expected shape (3 * H, H) for GRU, got [32, 8]"
+    );
+
+    let with_extra = state_dict_of_case(
+        "tests/data/parity/gru_2layer.safetensors",
+        "",
+        Some("stray"),
+    );
+    let err = load_state_dict(&with_extra, Mode::Gru, "", false).unwrap_err();
+    std::fs::remove_file(&with_extra).unwrap();
+    assert!(matches!(err, RnnError::UnexpectedTensor { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(
+            "unexpected tensor 'stray' (expected: weight_ih_l0 (18, 4), weight_hh_l0 (18, 6)"
+        ),
+        "{err}"
+    );
+
+    // A bidirectional dict missing one reverse tensor.
+    let file = TensorFile::read(&lstm).unwrap();
+    let kept: Vec<_> = file
+        .names()
+        .filter(|n| *n != "bias_hh_l1_reverse")
+        .map(|n| (n.to_string(), file.f32(n).unwrap()))
+        .collect();
+    let views: Vec<_> = kept.iter().map(|(n, t)| (n.clone(), t.view())).collect();
+    let path = temp("missing");
+    write_f32(&path, &views, HashMap::new()).unwrap();
+    let err = load_state_dict(&path, Mode::Lstm, "", false).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("missing tensor 'bias_hh_l1_reverse' (expected weight_ih_l0 (32, 5)"),
+        "{err}"
+    );
+
+    let err = load_state_dict(&repo("README.md"), Mode::Lstm, "", false).unwrap_err();
+    assert!(matches!(err, RnnError::File { .. }), "{err}");
+}
