@@ -164,6 +164,20 @@ pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchRes
     })
 }
 
+/// Median latency in ms of one streaming step (`Stream::step`) of `shape.batch` streams: the
+/// input of one time step in, the output out, the state carried (on the GPU it stays there).
+pub fn stream_step_ms(
+    shape: BenchShape,
+    backend: Backend,
+    runs: usize,
+    warmup: usize,
+) -> Result<f64> {
+    let model = Rnn::<f32>::new(shape.config(), 0)?.with_backend(backend)?;
+    let mut stream = model.stream(shape.batch)?;
+    let x = ndarray::Array2::from_elem((shape.batch, shape.input), 0.1f32);
+    median_ms(|| stream.step(x.view()).map(drop), runs, warmup)
+}
+
 fn bench_input(shape: &BenchShape) -> Array3<f32> {
     Array3::from_shape_fn((shape.seq, shape.batch, shape.input), |(t, b, i)| {
         ((t * 31 + b * 7 + i * 3) % 17) as f32 / 17.0 - 0.5

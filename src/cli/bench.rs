@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// One JSON object per line, with torch_rnn_bench.py's field names.
     #[arg(long)]
     json: bool,
+    /// Time one streaming step (`--batch` streams, one time step each) instead.
+    #[arg(long)]
+    stream: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -59,6 +62,28 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         if value == 0 {
             return Err(RnnError::ZeroSize { what: what.into() });
         }
+    }
+    if args.stream {
+        let step_ms = bench::stream_step_ms(shape, args.backend.into(), args.runs, args.warmup)?;
+        let backend = rnn_wgpu::Backend::from(args.backend);
+        if args.json {
+            let cell = rnn_wgpu::bench::cell_name(shape.mode);
+            println!(
+                "{}",
+                serde_json::json!({"peer": concat!("rnn-wgpu ", env!("CARGO_PKG_VERSION")), "backend": backend.to_string(), "cell": cell,
+                    "input": shape.input, "hidden": shape.hidden, "layers": shape.layers, "batch": shape.batch, "step_ms": step_ms, "runs": args.runs})
+            );
+        } else {
+            println!(
+                "{} stream step (B={}, H={}, L={}) on {backend}: {step_ms:.3} ms, median of {}",
+                rnn_wgpu::bench::cell_name(shape.mode),
+                shape.batch,
+                shape.hidden,
+                shape.layers,
+                args.runs
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let result = bench::run(shape, args.backend.into(), args.runs, args.warmup)?;
     if args.json {

@@ -7,6 +7,7 @@ mod kernels;
 mod model;
 mod params;
 mod plan;
+mod stream;
 
 pub use context::{ADAPTER_ENV, GpuContext, list_adapters};
 pub use kernels::Kernel;

@@ -97,11 +97,22 @@ impl GpuModel {
         self.plans.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
+    pub fn config(&self) -> &RnnConfig {
+        &self.config
+    }
+
+    pub(super) fn count_submission(&self) {
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .submissions += 1;
+    }
+
     pub fn stats(&self) -> GpuStats {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with_plan<R>(
+    pub(super) fn with_plan<R>(
         &self,
         seq: usize,
         batch: usize,

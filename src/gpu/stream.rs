@@ -1,0 +1,113 @@
+//! Streaming on the device: one time step of B independent streams per call, the recurrent state
+//! carried from call to call in the plan's buffers (never read back unless asked for), each
+//! stream's state restartable on its own. One submission per step.
+
+use ndarray::{Array2, Array3, ArrayView3};
+
+use super::model::GpuModel;
+use crate::error::{Result, RnnError};
+
+impl GpuModel {
+    /// x (1, B, I) -> output (B, D*H). `start` gives the states (L*D, B, H) to begin from;
+    /// `None` continues from the state the previous step of this batch size left on the device.
+    /// `resets` are streams whose state restarts from zero before this step.
+    pub fn stream_step(
+        &self,
+        x: ArrayView3<'_, f32>,
+        start: Option<(ArrayView3<'_, f32>, Option<ArrayView3<'_, f32>>)>,
+        resets: &[usize],
+    ) -> Result<Array2<f32>> {
+        let (seq, batch, _) = x.dim();
+        if seq != 1 {
+            return Err(RnnError::Shape {
+                tensor: "stream input".into(),
+                expected: format!("(1, {batch}, I)"),
+                got: x.shape().to_vec(),
+            });
+        }
+        let ctx = self.context().clone();
+        let cfg = self.config().clone();
+        let width = cfg.output_size();
+        self.with_plan(1, batch, |plan| {
+            ctx.write(&plan.input, &x.iter().copied().collect::<Vec<_>>());
+            if let Some((h0, c0)) = &start {
+                ctx.write(&plan.h0, &h0.iter().copied().collect::<Vec<_>>());
+                if let Some(c0) = c0 {
+                    ctx.write(&plan.c0, &c0.iter().copied().collect::<Vec<_>>());
+                }
+            }
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("stream step"),
+                });
+            let row = (cfg.hidden_size * 4) as u64;
+            let states_bytes = (cfg.num_layers * cfg.directions()) as u64 * batch as u64 * row;
+            let carries_cell = cfg.mode.has_cell_state();
+            if start.is_none() {
+                // Carry: the last step's final states become this step's initial ones.
+                encoder.copy_buffer_to_buffer(&plan.h_n, 0, &plan.h0, 0, states_bytes);
+                if carries_cell {
+                    encoder.copy_buffer_to_buffer(&plan.c_n, 0, &plan.c0, 0, states_bytes);
+                }
+            }
+            for &stream in resets {
+                for k in 0..cfg.num_layers * cfg.directions() {
+                    let at = (k * batch + stream) as u64 * row;
+                    encoder.clear_buffer(&plan.h0, at, Some(row));
+                    if carries_cell {
+                        encoder.clear_buffer(&plan.c0, at, Some(row));
+                    }
+                }
+            }
+            ctx.checked("recording a stream step", || {
+                plan.record_forward(&ctx, &mut encoder)
+            })??;
+            let output = plan.outputs.last().expect("at least one layer");
+            let staging = ctx.staging("stream output", batch * width)?;
+            encoder.copy_buffer_to_buffer(output, 0, &staging, 0, (batch * width * 4) as u64);
+            ctx.checked("submitting a stream step", || {
+                ctx.queue.submit([encoder.finish()])
+            })?;
+            self.count_submission();
+            let values = ctx
+                .read_staging(&[(&staging, batch * width)])?
+                .pop()
+                .expect("one buffer");
+            Ok(Array2::from_shape_vec((batch, width), values).expect("sized"))
+        })
+    }
+
+    /// The state the last stream step of this batch size left: (h, c), each (L*D, B, H).
+    pub fn stream_state(&self, batch: usize) -> Result<(Array3<f32>, Option<Array3<f32>>)> {
+        let ctx = self.context().clone();
+        let cfg = self.config().clone();
+        let dims = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
+        let len = dims.0 * dims.1 * dims.2;
+        self.with_plan(1, batch, |plan| {
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("stream state"),
+                });
+            let h = ctx.staging("stream h", len)?;
+            encoder.copy_buffer_to_buffer(&plan.h_n, 0, &h, 0, (len * 4) as u64);
+            let c = if cfg.mode.has_cell_state() {
+                let c = ctx.staging("stream c", len)?;
+                encoder.copy_buffer_to_buffer(&plan.c_n, 0, &c, 0, (len * 4) as u64);
+                Some(c)
+            } else {
+                None
+            };
+            ctx.queue.submit([encoder.finish()]);
+            let mut list = vec![(&h, len)];
+            list.extend(c.as_ref().map(|c| (c, len)));
+            let mut values = ctx.read_staging(&list)?.into_iter();
+            let h = Array3::from_shape_vec(dims, values.next().expect("h")).expect("sized");
+            let c = values
+                .next()
+                .map(|v| Array3::from_shape_vec(dims, v).expect("sized"));
+            Ok((h, c))
+        })
+    }
+}
