@@ -3,6 +3,7 @@
 mod bench;
 mod info;
 mod parity;
+mod run;
 mod sample;
 mod train;
 
@@ -36,6 +37,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Generate text from a trained character model.
     Sample(sample::SampleArgs),
+    /// Stream a text file through a trained character model: its next-character guesses and loss.
+    Run(run::RunArgs),
 }
 
 /// The bench script's cell names (`rnn` is tanh).
@@ -79,5 +82,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info => info::run(),
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
