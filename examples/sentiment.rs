@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, Array3, Axis};
-use rnn_wgpu::nn::{Linear, cross_entropy};
-use rnn_wgpu::optim::{Adam, clip_and_step};
-use rnn_wgpu::{Mode, OutputGrads, Rnn, RnnConfig, RnnError};
+use ndarray::Array3;
+use rnn_wgpu::nn::{Linear, ManyToOne, cross_entropy};
+use rnn_wgpu::optim::Adam;
+use rnn_wgpu::{Mode, Rnn, RnnConfig, RnnError};
 
 /// (words, label) rows of a TSV with a header.
 fn read_tsv(path: &str) -> rnn_wgpu::Result<Vec<(Vec<String>, usize)>> {
@@ -71,38 +71,19 @@ fn main() -> rnn_wgpu::Result<()> {
         }
     }
     let hidden = 32;
-    let mut rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, vocab.len(), hidden), 1)?;
-    let mut head = Linear::new(hidden, 2, 2);
+    let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, vocab.len(), hidden), 1)?;
+    let mut model = ManyToOne::new(rnn, Linear::new(hidden, 2, 2))?;
     let mut adam = Adam::new(5e-3);
-    let predict =
-        |rnn: &Rnn<f32>, head: &Linear, words: &[String]| -> rnn_wgpu::Result<Array2<f32>> {
-            let out = rnn.forward(encode(words, &vocab).view(), None, None)?;
-            Ok(head.forward(out.h_n.index_axis(Axis(0), 0)))
-        };
     for epoch in 1..=60 {
         let mut total = 0.0;
         for (words, label) in &train {
-            // Many-to-one: only the last state feeds the classifier, so only h_n gets a gradient.
-            let (out, tape) = rnn.forward_train(encode(words, &vocab).view(), None, None)?;
-            let last = out.h_n.index_axis(Axis(0), 0);
-            let logits = head.forward(last);
-            let (loss, grad_logits) = cross_entropy(logits.view(), &[*label])?;
-            let (mut head_grads, grad_last) = head.backward(last, grad_logits.view());
-            let grad_h_n = grad_last.insert_axis(Axis(0));
-            let mut grads = rnn.backward(
-                tape,
-                OutputGrads {
-                    h_n: Some(grad_h_n.view()),
-                    ..Default::default()
-                },
-                false,
+            let x = encode(words, &vocab);
+            total += model.train_step(
+                x.view(),
+                |logits| cross_entropy(logits, &[*label]),
+                &mut adam,
+                Some(1.0),
             )?;
-            let mut slices = grads.params.slices_mut();
-            slices.extend(head_grads.slices_mut());
-            let mut params = rnn.params_mut().slices_mut();
-            params.extend(head.slices_mut());
-            clip_and_step(&mut adam, params, slices, Some(1.0));
-            total += loss;
         }
         if epoch % 10 == 0 {
             println!(
@@ -113,7 +94,7 @@ fn main() -> rnn_wgpu::Result<()> {
     }
     let mut correct = 0;
     for (words, label) in &test {
-        let logits = predict(&rnn, &head, words)?;
+        let logits = model.predict(encode(words, &vocab).view())?;
         let guess = if logits[[0, 1]] > logits[[0, 0]] {
             1
         } else {

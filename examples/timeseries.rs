@@ -6,11 +6,11 @@
 //!
 //!     cargo run --release --example timeseries
 
-use ndarray::{Array2, Array3, Axis};
-use rnn_wgpu::nn::{Linear, mse};
-use rnn_wgpu::optim::{Adam, clip_and_step};
+use ndarray::{Array2, Array3};
+use rnn_wgpu::nn::{Linear, ManyToOne, mse};
+use rnn_wgpu::optim::Adam;
 use rnn_wgpu::plot::{Series, write_chart_svg};
-use rnn_wgpu::{Mode, OutputGrads, Rnn, RnnConfig, RnnError};
+use rnn_wgpu::{Mode, Rnn, RnnConfig, RnnError};
 
 const LOOK_BACK: usize = 12;
 const TEST_MONTHS: usize = 36;
@@ -51,8 +51,8 @@ fn main() -> rnn_wgpu::Result<()> {
         |k: usize| Array3::from_shape_fn((LOOK_BACK, 1, 1), |(t, _, _)| scaled[k - LOOK_BACK + t]);
     let train_targets: Vec<usize> = (LOOK_BACK..first_test - 1).collect();
     let hidden = 32;
-    let mut rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 1, hidden), 3)?;
-    let mut head = Linear::new(hidden, 1, 4);
+    let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 1, hidden), 3)?;
+    let mut model = ManyToOne::new(rnn, Linear::new(hidden, 1, 4))?;
     let mut adam = Adam::new(3e-3);
     for epoch in 1..=150 {
         // One batch of every training window: (T, B, 1).
@@ -61,24 +61,12 @@ fn main() -> rnn_wgpu::Result<()> {
             window(train_targets[i])[[t, 0, 0]]
         });
         let y = Array2::from_shape_fn((b, 1), |(i, _)| scaled[train_targets[i]]);
-        let (out, tape) = rnn.forward_train(x.view(), None, None)?;
-        let last = out.h_n.index_axis(Axis(0), 0);
-        let (loss, grad_pred) = mse(head.forward(last).view(), y.view())?;
-        let (mut head_grads, grad_last) = head.backward(last, grad_pred.view());
-        let grad_h_n = grad_last.insert_axis(Axis(0));
-        let mut grads = rnn.backward(
-            tape,
-            OutputGrads {
-                h_n: Some(grad_h_n.view()),
-                ..Default::default()
-            },
-            false,
+        let loss = model.train_step(
+            x.view(),
+            |prediction| mse(prediction, y.view()),
+            &mut adam,
+            None,
         )?;
-        let mut slices = grads.params.slices_mut();
-        slices.extend(head_grads.slices_mut());
-        let mut params = rnn.params_mut().slices_mut();
-        params.extend(head.slices_mut());
-        clip_and_step(&mut adam, params, slices, None);
         if epoch % 30 == 0 {
             println!("epoch {epoch:3}  training MSE (scaled log-changes) {loss:.4}");
         }
@@ -89,8 +77,7 @@ fn main() -> rnn_wgpu::Result<()> {
     let mut predicted = Vec::new();
     for month in first_test..passengers.len() {
         let k = month - 1; // change k leads from month-1 to month
-        let out = rnn.forward(window(k).view(), None, None)?;
-        let change = head.forward(out.h_n.index_axis(Axis(0), 0))[[0, 0]] as f64 * scale;
+        let change = model.predict(window(k).view())?[[0, 0]] as f64 * scale;
         let forecast = passengers[month - 1] * change.exp();
         model_sq += (forecast - passengers[month]).powi(2);
         naive_sq += (passengers[month - 1] - passengers[month]).powi(2);

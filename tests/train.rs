@@ -202,3 +202,98 @@ fn the_gpu_trains_like_the_cpu() {
         gpu.val_loss
     );
 }
+
+#[test]
+fn many_to_one_learns_the_sign_of_a_sum_through_two_layers() {
+    use ndarray::Array3;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    use rnn_wgpu::nn::{Linear, ManyToOne, cross_entropy};
+    use rnn_wgpu::optim::Adam;
+    use rnn_wgpu::{Rnn, RnnConfig};
+
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut batch = |b: usize| {
+        let x = Array3::from_shape_simple_fn((7, b, 1), || {
+            if rng.random_range(0.0..1.0) < 0.5 {
+                -1.0f32
+            } else {
+                1.0
+            }
+        });
+        let labels: Vec<usize> = (0..b)
+            .map(|i| usize::from(x.slice(ndarray::s![.., i, 0]).sum() > 0.0))
+            .collect();
+        (x, labels)
+    };
+    let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Gru, 1, 16).layers(2), 1).unwrap();
+    let mut model = ManyToOne::new(rnn, Linear::new(16, 2, 2)).unwrap();
+    let mut adam = Adam::new(1e-2);
+    for _ in 0..150 {
+        let (x, labels) = batch(32);
+        model
+            .train_step(
+                x.view(),
+                |logits| cross_entropy(logits, &labels),
+                &mut adam,
+                Some(1.0),
+            )
+            .unwrap();
+    }
+    let (x, labels) = batch(500);
+    let logits = model.predict(x.view()).unwrap();
+    let correct = labels
+        .iter()
+        .enumerate()
+        .filter(|&(i, &l)| usize::from(logits[[i, 1]] > logits[[i, 0]]) == l)
+        .count();
+    assert!(correct >= 475, "{correct}/500 correct");
+}
+
+/// The gradient train_step applies (read off one SGD step with lr = 1) against central finite
+/// differences of the loss, for every weight of the first of two layers: they reach the loss only
+/// through the last layer's final state.
+#[test]
+fn many_to_one_gradients_match_finite_differences() {
+    use ndarray::Array3;
+    use rnn_wgpu::nn::{Linear, ManyToOne, cross_entropy};
+    use rnn_wgpu::optim::Sgd;
+    use rnn_wgpu::{Rnn, RnnConfig};
+
+    let x = Array3::from_shape_fn((3, 2, 2), |(t, b, i)| {
+        ((t * 3 + b * 5 + i * 7) % 11) as f32 / 5.0 - 1.0
+    });
+    let labels = [1usize, 0];
+    let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 2, 3).layers(2), 4).unwrap();
+    let model = ManyToOne::new(rnn, Linear::new(3, 2, 5)).unwrap();
+    let loss_of = |m: &ManyToOne| {
+        cross_entropy(m.predict(x.view()).unwrap().view(), &labels)
+            .unwrap()
+            .0 as f64
+    };
+
+    let mut stepped = model.clone();
+    stepped
+        .train_step(
+            x.view(),
+            |logits| cross_entropy(logits, &labels),
+            &mut Sgd::new(1.0, 0.0),
+            None,
+        )
+        .unwrap();
+    let before = model.rnn.params().cells[0].weight_ih.clone();
+    let applied = &before - &stepped.rnn.params().cells[0].weight_ih;
+
+    const EPS: f32 = 1e-2;
+    for ((i, j), &g) in applied.indexed_iter() {
+        let mut plus = model.clone();
+        plus.rnn.params_mut().cells[0].weight_ih[[i, j]] += EPS;
+        let mut minus = model.clone();
+        minus.rnn.params_mut().cells[0].weight_ih[[i, j]] -= EPS;
+        let numeric = (loss_of(&plus) - loss_of(&minus)) / (2.0 * EPS as f64);
+        assert!(
+            (g as f64 - numeric).abs() <= 2e-3 + 2e-2 * numeric.abs(),
+            "weight_ih_l0[{i},{j}]: applied {g}, finite difference {numeric}"
+        );
+    }
+}
