@@ -76,6 +76,13 @@ pub fn train_char_lm(
 ) -> Result<TrainReport> {
     let (train_ids, val_ids) = corpus.split();
     let batches = SequentialBatches::new(train_ids, opts.batch, opts.seq)?;
+    if validation_windows(val_ids, opts.seq).is_empty() {
+        return Err(crate::error::RnnError::Config(format!(
+            "the validation text ({} characters, the last 10%) is shorter than one window of {} characters",
+            val_ids.len(),
+            opts.seq + 1
+        )));
+    }
     let (lm, mut adam, mut step, mut state) = match resume {
         Some(ck) => {
             ck.check_matches(&opts.spec, &opts.fixed())?;
