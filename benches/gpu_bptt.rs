@@ -9,19 +9,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array3;
-use rnn_wgpu::bench::{BenchShape, cell_name};
+use rnn_wgpu::bench::{BenchShape, STANDARD_SHAPES};
 use rnn_wgpu::gpu::{GpuContext, Upstream};
 use rnn_wgpu::{Mode, Rnn, RnnConfig};
-
-const SHAPES: [(Mode, usize, usize, usize, usize, usize); 7] = [
-    (Mode::RnnTanh, 256, 256, 1, 32, 50),
-    (Mode::Lstm, 256, 256, 1, 32, 50),
-    (Mode::Gru, 256, 256, 1, 32, 50),
-    (Mode::Lstm, 128, 128, 1, 16, 100),
-    (Mode::Lstm, 512, 512, 1, 64, 25),
-    (Mode::Lstm, 1024, 1024, 1, 32, 25),
-    (Mode::Lstm, 256, 256, 2, 32, 50),
-];
 
 fn gpu_bptt(c: &mut Criterion) {
     let ctx = match GpuContext::new() {
@@ -42,19 +32,16 @@ fn gpu_bptt(c: &mut Criterion) {
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500));
-    for (mode, input, hidden, layers, batch, seq) in SHAPES {
-        let shape = BenchShape {
+    for shape in STANDARD_SHAPES {
+        let BenchShape {
             mode,
             input,
             hidden,
             layers,
             batch,
             seq,
-        };
-        let id = format!(
-            "{}_I{input}_H{hidden}_L{layers}_B{batch}_T{seq}",
-            cell_name(mode)
-        );
+        } = shape;
+        let id = shape.id();
         let model = Rnn::<f32>::new(RnnConfig::new(mode, input, hidden).layers(layers), 0)
             .unwrap()
             .with_gpu(ctx.clone())

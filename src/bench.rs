@@ -16,6 +16,81 @@ use crate::conventions::Mode;
 use crate::error::Result;
 use crate::model::{OutputGrads, Rnn};
 
+/// The shapes of `torch_rnn_bench.py`'s default set (cell, I, H, L, B, T), for every benchmark.
+pub const STANDARD_SHAPES: [BenchShape; 7] = [
+    BenchShape {
+        mode: Mode::RnnTanh,
+        input: 256,
+        hidden: 256,
+        layers: 1,
+        batch: 32,
+        seq: 50,
+    },
+    BenchShape {
+        mode: Mode::Lstm,
+        input: 256,
+        hidden: 256,
+        layers: 1,
+        batch: 32,
+        seq: 50,
+    },
+    BenchShape {
+        mode: Mode::Gru,
+        input: 256,
+        hidden: 256,
+        layers: 1,
+        batch: 32,
+        seq: 50,
+    },
+    BenchShape {
+        mode: Mode::Lstm,
+        input: 128,
+        hidden: 128,
+        layers: 1,
+        batch: 16,
+        seq: 100,
+    },
+    BenchShape {
+        mode: Mode::Lstm,
+        input: 512,
+        hidden: 512,
+        layers: 1,
+        batch: 64,
+        seq: 25,
+    },
+    BenchShape {
+        mode: Mode::Lstm,
+        input: 1024,
+        hidden: 1024,
+        layers: 1,
+        batch: 32,
+        seq: 25,
+    },
+    BenchShape {
+        mode: Mode::Lstm,
+        input: 256,
+        hidden: 256,
+        layers: 2,
+        batch: 32,
+        seq: 50,
+    },
+];
+
+impl BenchShape {
+    /// A benchmark id such as `lstm_I256_H256_L1_B32_T50`.
+    pub fn id(&self) -> String {
+        format!(
+            "{}_I{}_H{}_L{}_B{}_T{}",
+            cell_name(self.mode),
+            self.input,
+            self.hidden,
+            self.layers,
+            self.batch,
+            self.seq
+        )
+    }
+}
+
 /// One benchmark shape: cell, I, H, L, B, T.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BenchShape {

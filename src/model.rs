@@ -367,13 +367,7 @@ impl<T: Real> Rnn<T> {
             });
         }
         check_finite("input", input.view())?;
-        let state =
-            |name: &str, given: Option<ArrayView3<'a, T>>| -> Result<CowArray<'a, T, Ix3>> {
-                Ok(match self.check_state(name, given, batch)? {
-                    Some(s) => CowArray::from(s),
-                    None => CowArray::from(self.state_zeros(batch)),
-                })
-            };
+        let state = |name: &str, given| self.check_state(name, given, batch);
         let h0 = state("h0", h0)?;
         let c0 = if cfg.mode.has_cell_state() {
             Some(state("c0", c0)?)
@@ -456,13 +450,7 @@ impl<T: Real> Rnn<T> {
             }
             None => CowArray::from(Array3::zeros(out_dims)),
         };
-        let state =
-            |name: &str, given: Option<ArrayView3<'a, T>>| -> Result<CowArray<'a, T, Ix3>> {
-                Ok(match self.check_state(name, given, batch)? {
-                    Some(s) => CowArray::from(s),
-                    None => CowArray::from(self.state_zeros(batch)),
-                })
-            };
+        let state = |name: &str, given| self.check_state(name, given, batch);
         let h_n = state("grad_h_n", grads.h_n)?;
         let c_n = match (cfg.mode.has_cell_state(), grads.c_n) {
             (true, g) => Some(state("grad_c_n", g)?),
@@ -486,14 +474,16 @@ impl<T: Real> Rnn<T> {
         Array3::zeros((cfg.num_layers * cfg.directions(), batch, cfg.hidden_size))
     }
 
-    /// Checks a (L*D, B, H) state or state gradient.
+    /// Checks a (L*D, B, H) state or state gradient; an absent one is zeros.
     fn check_state<'a>(
         &self,
         name: &str,
         state: Option<ArrayView3<'a, T>>,
         batch: usize,
-    ) -> Result<Option<ArrayView3<'a, T>>> {
-        let Some(state) = state else { return Ok(None) };
+    ) -> Result<CowArray<'a, T, Ix3>> {
+        let Some(state) = state else {
+            return Ok(CowArray::from(self.state_zeros(batch)));
+        };
         let cfg = &self.config;
         let want = [cfg.num_layers * cfg.directions(), batch, cfg.hidden_size];
         if state.shape() != want {
@@ -504,7 +494,7 @@ impl<T: Real> Rnn<T> {
             });
         }
         check_finite(name, state)?;
-        Ok(Some(state))
+        Ok(CowArray::from(state))
     }
 
     /// (B, T, F) -> (T, B, F) when batch-first; a view, no copy.
