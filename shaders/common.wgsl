@@ -27,7 +27,3 @@ fn tanh_safe(x: f32) -> f32 {
     let e = exp(-2.0 * abs(x));
     return sign(x) * (1.0 - e) / (1.0 + e);
 }
-
-const WG: u32 = 64u;
-// One chunk of the h_{t-1} row of this workgroup's batch entry, shared by its 64 invocations.
-var<workgroup> h_tile: array<f32, 64>;

@@ -1,5 +1,6 @@
 // GRU: the fused recurrent step and the gate backward of one time step.
-// Invocation (j, b): hidden unit j of batch entry b; dispatch (ceil(H / 64), B, 1).
+// The per-step forward is step_tiled.wgsl's `forward` over this file's `load_w` and `update`;
+// `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 // Gate rows [r | z | n], each H wide. n = tanh(x_n + r * (W_hn h + b_hn)).
 
 @group(0) @binding(0) var<uniform> s: Step;
@@ -14,30 +15,15 @@
 @group(0) @binding(9) var<storage, read_write> hgrads: array<f32>;    // (T, B, 3H): d(h projections)
 @group(0) @binding(10) var<storage, read_write> direct: array<f32>;   // (B, H): z * dh
 
-@compute @workgroup_size(64, 1, 1)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
+fn load_w(k: u32, j: u32) -> vec4<f32> {
+    let w = k * 3u * s.hidden + j;
     let h = s.hidden;
-    let gh = 3u * h;
-    let b = wg.y;
-    let j = wg.x * WG + lid.x;
-    let in_range = j < h;
-    let prev = (s.prev_slot * s.batch + b) * h;
-    var acc = vec3<f32>(0.0);
-    for (var k0 = 0u; k0 < h; k0 += WG) {
-        let k = k0 + lid.x;
-        h_tile[lid.x] = select(0.0, states[prev + k], k < h);
-        workgroupBarrier();
-        if (in_range) {
-            let n = min(WG, h - k0);
-            for (var kk = 0u; kk < n; kk++) {
-                let w = (k0 + kk) * gh + j;
-                acc += h_tile[kk] * vec3<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h]);
-            }
-        }
-        workgroupBarrier();
-    }
-    if (!in_range) { return; }
-    update(b, j, vec3<u32>(s.t, s.prev_slot, s.next_slot), acc);
+    return vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], 0.0);
+}
+
+fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
+    update(b, j, slots, acc.xyz);
 }
 
 // Gates and h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given

@@ -1,5 +1,8 @@
 // dL/dh_{t-1} (B, H) = dgates_t (B, G*H) · W_hh (G*H, H) [+ direct (B, H)], the second half of
-// a backward step. Invocation (k, b); dispatch (ceil(H / 64), B, 1).
+// a backward step, for a tile of TU columns k x TB batch rows. As in step_tiled.wgsl, the
+// summed range (r, over G*H gate rows) is cut into KS slices that run side by side and are
+// added in workgroup memory; each W_hh element read serves TB rows (vec4 lanes).
+// Invocation (u, q): column wg.x * TU + u, slice q; dispatch (ceil(H / TU), ceil(B / TB), 1).
 
 @group(0) @binding(0) var<uniform> s: Step;
 @group(0) @binding(1) var<storage, read> w_hh: array<f32>;            // (G*H, H)
@@ -7,30 +10,42 @@
 @group(0) @binding(3) var<storage, read> direct: array<f32>;          // (B, H), GRU only
 @group(0) @binding(4) var<storage, read_write> dh_rec: array<f32>;    // (B, H)
 
-var<workgroup> g_tile: array<f32, 64>;
+const TU: u32 = 32u;
+const KS: u32 = 8u;
+const TB: u32 = 4u;
+var<workgroup> partial: array<vec4<f32>, 256>;  // [KS][TU]: lane i = batch row b0 + i
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(32, 8, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let h = s.hidden;
     let gh = s.gate_rows;
-    let b = wg.y;
-    let k = wg.x * 64u + lid.x;
-    let in_range = k < h;
-    let row = (s.t * s.batch + b) * gh;
-    var acc = 0.0;
-    for (var r0 = 0u; r0 < gh; r0 += 64u) {
-        let r = r0 + lid.x;
-        g_tile[lid.x] = select(0.0, hg[row + r], r < gh);
-        workgroupBarrier();
-        if (in_range) {
-            let n = min(64u, gh - r0);
-            for (var rr = 0u; rr < n; rr++) {
-                acc = fma(g_tile[rr], w_hh[(r0 + rr) * h + k], acc);
-            }
-        }
-        workgroupBarrier();
+    let u = lid.x;
+    let q = lid.y;
+    // Clamped column and rows: lanes past H or B compute a duplicate and store nothing.
+    let k_load = min(wg.x * TU + u, h - 1u);
+    let b0 = wg.y * TB;
+    let last = s.batch - 1u;
+    let row = s.t * s.batch;
+    let g0 = (row + min(b0, last)) * gh;
+    let g1 = (row + min(b0 + 1u, last)) * gh;
+    let g2 = (row + min(b0 + 2u, last)) * gh;
+    let g3 = (row + min(b0 + 3u, last)) * gh;
+    let chunk = (gh + KS - 1u) / KS;
+    let r_end = min(gh, (q + 1u) * chunk);
+    var acc = vec4<f32>(0.0);
+    for (var r = q * chunk; r < r_end; r++) {
+        acc += w_hh[r * h + k_load] * vec4<f32>(hg[g0 + r], hg[g1 + r], hg[g2 + r], hg[g3 + r]);
     }
-    if (!in_range) { return; }
-    if ((s.flags & 2u) != 0u) { acc += direct[b * h + k]; }
-    dh_rec[b * h + k] = acc;
+    partial[q * TU + u] = acc;
+    workgroupBarrier();
+    // Invocation (u, q < TB) finishes batch row b0 + q.
+    let k = wg.x * TU + u;
+    let b = b0 + q;
+    if (q >= TB || k >= h || b >= s.batch) { return; }
+    var sum = 0.0;
+    for (var p = 0u; p < KS; p++) {
+        sum += partial[p * TU + u][q];
+    }
+    if ((s.flags & 2u) != 0u) { sum += direct[b * h + k]; }
+    dh_rec[b * h + k] = sum;
 }

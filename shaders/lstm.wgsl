@@ -1,5 +1,6 @@
 // LSTM: the fused recurrent step and the gate backward of one time step.
-// Invocation (j, b): hidden unit j of batch entry b; dispatch (ceil(H / 64), B, 1).
+// The per-step forward is step_tiled.wgsl's `forward` over this file's `load_w` and `update`;
+// `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 // Gate rows [i | f | g | o], each H wide. States are time-indexed (T+1 slots).
 
 @group(0) @binding(0) var<uniform> s: Step;
@@ -12,32 +13,15 @@
 @group(0) @binding(7) var<storage, read> dh_rec: array<f32>;          // (B, H): dL/dh from step t+1
 @group(0) @binding(8) var<storage, read_write> dc: array<f32>;        // (B, H): dL/dc carried
 
-// gates[t] <- activations of (x-projection + h_{t-1} W_hh^T); c, h of step t.
-@compute @workgroup_size(64, 1, 1)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
+fn load_w(k: u32, j: u32) -> vec4<f32> {
+    let w = k * 4u * s.hidden + j;
     let h = s.hidden;
-    let gh = 4u * h;
-    let b = wg.y;
-    let j = wg.x * WG + lid.x;
-    let in_range = j < h;
-    let prev = (s.prev_slot * s.batch + b) * h;
-    var acc = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < h; k0 += WG) {
-        let k = k0 + lid.x;
-        h_tile[lid.x] = select(0.0, states[prev + k], k < h);
-        workgroupBarrier();
-        if (in_range) {
-            let n = min(WG, h - k0);
-            for (var kk = 0u; kk < n; kk++) {
-                let w = (k0 + kk) * gh + j;
-                let hv = h_tile[kk];
-                acc += hv * vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], w_hh_t[w + 3u * h]);
-            }
-        }
-        workgroupBarrier();
-    }
-    if (!in_range) { return; }
-    update(b, j, vec3<u32>(s.t, s.prev_slot, s.next_slot), acc);
+    return vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], w_hh_t[w + 3u * h]);
+}
+
+fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
+    update(b, j, slots, acc);
 }
 
 // Gates, c and h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given

@@ -1,5 +1,6 @@
 // Elman RNN (tanh or relu): the fused recurrent step and the gate backward of one time step.
-// Invocation (j, b): hidden unit j of batch entry b; dispatch (ceil(H / 64), B, 1).
+// The per-step forward is step_tiled.wgsl's `forward` over this file's `load_w` and `update`;
+// `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 
 @group(0) @binding(0) var<uniform> s: Step;
 @group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, H): W_hh transposed
@@ -9,28 +10,13 @@
 @group(0) @binding(5) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
 @group(0) @binding(6) var<storage, read> dh_rec: array<f32>;          // (B, H)
 
-@compute @workgroup_size(64, 1, 1)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let h = s.hidden;
-    let b = wg.y;
-    let j = wg.x * WG + lid.x;
-    let in_range = j < h;
-    let prev = (s.prev_slot * s.batch + b) * h;
-    var acc = 0.0;
-    for (var k0 = 0u; k0 < h; k0 += WG) {
-        let k = k0 + lid.x;
-        h_tile[lid.x] = select(0.0, states[prev + k], k < h);
-        workgroupBarrier();
-        if (in_range) {
-            let n = min(WG, h - k0);
-            for (var kk = 0u; kk < n; kk++) {
-                acc = fma(h_tile[kk], w_hh_t[(k0 + kk) * h + j], acc);
-            }
-        }
-        workgroupBarrier();
-    }
-    if (!in_range) { return; }
-    update(b, j, vec3<u32>(s.t, s.prev_slot, s.next_slot), acc);
+// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
+fn load_w(k: u32, j: u32) -> vec4<f32> {
+    return vec4<f32>(w_hh_t[k * s.hidden + j], 0.0, 0.0, 0.0);
+}
+
+fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
+    update(b, j, slots, acc.x);
 }
 
 // h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given

@@ -43,6 +43,7 @@ pub enum Kernel {
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const PERSISTENT: &str = include_str!("../../shaders/persistent.wgsl");
+const STEP_TILED: &str = include_str!("../../shaders/step_tiled.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
@@ -86,7 +87,7 @@ impl Kernel {
         match self {
             Kernel::Matmul | Kernel::ColumnSum => &[],
             Kernel::HiddenBackward => &[COMMON],
-            _ => &[COMMON, PERSISTENT],
+            _ => &[COMMON, PERSISTENT, STEP_TILED],
         }
     }
 

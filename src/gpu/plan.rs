@@ -60,13 +60,21 @@ const STEP_REVERSE: u32 = 4;
 /// Largest H the persistent kernels take (`MAX_PERSISTENT_H` in shaders/persistent.wgsl).
 pub const MAX_PERSISTENT_HIDDEN: usize = 1024;
 
+/// Hidden units (TU) and batch rows (TB) of one workgroup of the tiled step kernels.
+const STEP_TILE_UNITS: usize = 32;
+const STEP_TILE_ROWS: usize = 4;
+
+/// Rows and columns of C per workgroup of shaders/matmul.wgsl (TM, TN).
+const MATMUL_TILE_ROWS: usize = 128;
+const MATMUL_TILE_COLS: usize = 64;
+
 /// Environment variable: `persistent` or `per-step` overrides the choice of forward kernels.
 pub const FORWARD_ENV: &str = "RNN_WGPU_FORWARD";
 
 /// How the forward recurrence is dispatched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForwardVariant {
-    /// One dispatch per time step, (H/64) x B workgroups each.
+    /// One dispatch per time step, (H/32) x (B/4) workgroups each (shaders/step_tiled.wgsl).
     PerStep,
     /// One dispatch per layer and direction: workgroup b loops over all steps of row b.
     Persistent,
@@ -325,6 +333,8 @@ impl Plan {
                     (&cell.b_ih, &cell.b_hh),
                 )?;
                 let output = &plan.outputs[layer];
+                // step_tiled.wgsl and hidden_backward.wgsl: TU units x TB rows per workgroup.
+                let tiled_grid = (groups(h, STEP_TILE_UNITS), groups(batch, STEP_TILE_ROWS), 1);
                 let step_grid = (groups(h, 64), batch as u32, 1);
                 let (forward_kernel, persistent_kernel, backward_kernel, cell_buffers): (
                     Kernel,
@@ -435,7 +445,7 @@ impl Plan {
                     step_forward: Call {
                         kernel: forward_kernel,
                         group: cell_group.clone(),
-                        grid: step_grid,
+                        grid: tiled_grid,
                     },
                     forward_persistent: Call {
                         kernel: persistent_kernel,
@@ -450,7 +460,7 @@ impl Plan {
                     hidden_backward: Call {
                         kernel: Kernel::HiddenBackward,
                         group: hidden_group,
-                        grid: step_grid,
+                        grid: tiled_grid,
                     },
                     weight_grads,
                     input_grad,
@@ -510,7 +520,7 @@ impl Plan {
         Ok(Call {
             kernel: Kernel::Matmul,
             group,
-            grid: (groups(n, 64), groups(m, 64), 1),
+            grid: (groups(n, MATMUL_TILE_COLS), groups(m, MATMUL_TILE_ROWS), 1),
         })
     }
 
