@@ -33,6 +33,10 @@ echo "== parity on the GPU"
 .devbin/rnn-wgpu parity --backend gpu tests/data/parity/*.safetensors tests/data/parity/shapes/*.safetensors | grep -v PASS
 for t in .devbin/test_*; do echo "== $t"; "$t" -q 2>&1 | grep -E "test result|FAILED|panicked"; done
 echo "== bench"
+# A few seconds of work first, so that the first shape does not run on idle clocks.
+python3 -c 'import torch, time; a = torch.randn(4096, 4096, device="cuda"); t = time.time()
+while time.time() - t < 3: a @ a
+torch.cuda.synchronize()'
 for s in "${shapes[@]}"; do
   IFS=, read -r cell i h l b t <<<"$s"
   args=(--cell "$cell" --input "$i" --hidden "$h" --layers "$l" --batch "$b" --seq "$t" --json)

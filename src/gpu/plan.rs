@@ -81,20 +81,13 @@ pub enum ForwardVariant {
 }
 
 impl ForwardVariant {
-    /// The override from `RNN_WGPU_FORWARD`, else the measured choice for this shape.
+    /// The override from `RNN_WGPU_FORWARD`, else per-step: on an H100 the per-step kernels
+    /// won at every standard shape, by 1.5x to 7x (BENCHMARKS.md); the persistent ones only
+    /// at H=8, B=1, where a step is all dispatch overhead.
     pub fn choose(hidden: usize) -> Self {
         match std::env::var(FORWARD_ENV).as_deref() {
             Ok("persistent") if hidden <= MAX_PERSISTENT_HIDDEN => ForwardVariant::Persistent,
-            Ok("per-step") | Ok("persistent") => ForwardVariant::PerStep,
-            _ => ForwardVariant::default_for(hidden),
-        }
-    }
-
-    fn default_for(hidden: usize) -> Self {
-        if hidden <= MAX_PERSISTENT_HIDDEN {
-            ForwardVariant::Persistent
-        } else {
-            ForwardVariant::PerStep
+            _ => ForwardVariant::PerStep,
         }
     }
 }
