@@ -9,6 +9,7 @@
 @group(0) @binding(2) var<storage, read> hg: array<f32>;              // (T, B, G*H)
 @group(0) @binding(3) var<storage, read> direct: array<f32>;          // (B, H), GRU only
 @group(0) @binding(4) var<storage, read_write> dh_rec: array<f32>;    // (B, H)
+@group(0) @binding(5) var<storage, read> lengths: array<u32>;         // (B): steps of each row
 
 const TU: u32 = 32u;
 const KS: u32 = 8u;
@@ -41,7 +42,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     // Invocation (u, q < TB) finishes batch row b0 + q.
     let k = wg.x * TU + u;
     let b = b0 + q;
-    if (q >= TB || k >= h || b >= s.batch) { return; }
+    // Past the row's end the step was a copy of the state: dh_rec carries on unchanged.
+    if (q >= TB || k >= h || b >= s.batch || s.t >= lengths[b]) { return; }
     var sum = 0.0;
     for (var p = 0u; p < KS; p++) {
         sum += partial[p * TU + u][q];

@@ -12,6 +12,7 @@
 @group(0) @binding(6) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
 @group(0) @binding(7) var<storage, read> dh_rec: array<f32>;          // (B, H): dL/dh from step t+1
 @group(0) @binding(8) var<storage, read_write> dc: array<f32>;        // (B, H): dL/dc carried
+@group(0) @binding(9) var<storage, read> lengths: array<u32>;        // (B): steps of each row
 
 // Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
 fn load_w(k: u32, j: u32) -> vec4<f32> {
@@ -24,9 +25,21 @@ fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
     update(b, j, slots, acc);
 }
 
+// Past row b's length (a variable-length batch): the state passes through unchanged and the
+// output is zero; returns h.
+fn pass_through(b: u32, j: u32, slots: vec3<u32>) -> f32 {
+    let h = s.hidden;
+    let h_prev = states[(slots.y * s.batch + b) * h + j];
+    states[(slots.z * s.batch + b) * h + j] = h_prev;
+    cells[(slots.z * s.batch + b) * h + j] = cells[(slots.y * s.batch + b) * h + j];
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = 0.0;
+    return h_prev;
+}
+
 // Gates, c and h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given
 // acc = h_{t-1} W_hh^T for the four gate rows of j; returns h_t.
 fn update(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) -> f32 {
+    if (slots.x >= lengths[b]) { return pass_through(b, j, slots); }
     let h = s.hidden;
     let g0 = (slots.x * s.batch + b) * 4u * h + j;
     let i_g = sigmoid(gates[g0] + acc.x);
@@ -77,6 +90,15 @@ fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     let b = gid.y;
     if (j >= h) { return; }
+    // Past the row's end the step was a copy: no gate gradients; dc and dh_rec carry on.
+    if (s.t >= lengths[b]) {
+        let g = (s.t * s.batch + b) * 4u * h + j;
+        gates[g] = 0.0;
+        gates[g + h] = 0.0;
+        gates[g + 2u * h] = 0.0;
+        gates[g + 3u * h] = 0.0;
+        return;
+    }
     let bj = b * h + j;
     let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[bj];
     let g0 = (s.t * s.batch + b) * 4u * h + j;

@@ -9,6 +9,7 @@
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
 @group(0) @binding(5) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
 @group(0) @binding(6) var<storage, read> dh_rec: array<f32>;          // (B, H)
+@group(0) @binding(7) var<storage, read> lengths: array<u32>;        // (B): steps of each row
 
 // Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
 fn load_w(k: u32, j: u32) -> vec4<f32> {
@@ -19,9 +20,20 @@ fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
     update(b, j, slots, acc.x);
 }
 
+// Past row b's length (a variable-length batch): the state passes through unchanged and the
+// output is zero; returns h.
+fn pass_through(b: u32, j: u32, slots: vec3<u32>) -> f32 {
+    let h = s.hidden;
+    let h_prev = states[(slots.y * s.batch + b) * h + j];
+    states[(slots.z * s.batch + b) * h + j] = h_prev;
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = 0.0;
+    return h_prev;
+}
+
 // h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given
 // acc = h_{t-1} W_hh^T for row j; returns h_t.
 fn update(b: u32, j: u32, slots: vec3<u32>, acc: f32) -> f32 {
+    if (slots.x >= lengths[b]) { return pass_through(b, j, slots); }
     let h = s.hidden;
     let g0 = (slots.x * s.batch + b) * h + j;
     let pre = gates[g0] + acc;
@@ -61,6 +73,11 @@ fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     let b = gid.y;
     if (j >= h) { return; }
+    // Past the row's end the step was a copy: no gate gradients; dh_rec carries on.
+    if (s.t >= lengths[b]) {
+        gates[(s.t * s.batch + b) * h + j] = 0.0;
+        return;
+    }
     let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[b * h + j];
     let g0 = (s.t * s.batch + b) * h + j;
     let y = gates[g0];

@@ -207,6 +207,7 @@ pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchRes
             h0.view(),
             c0.as_ref().map(|c| c.view()),
             None,
+            None,
             false,
         )
         .map(drop)
@@ -221,6 +222,7 @@ pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchRes
             input.view(),
             h0.view(),
             c0.as_ref().map(|c| c.view()),
+            None,
             Some((upstream, false)),
             false,
         )

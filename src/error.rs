@@ -25,6 +25,12 @@ pub enum RnnError {
     #[error("unknown mode '{0}' (expected RNN_TANH, RNN_RELU, LSTM or GRU)")]
     UnknownMode(String),
     /// A configuration that contradicts itself or the tensors given with it.
+    #[error("lengths[{index}] = {value} is outside 1..={seq_len} (the input's T)")]
+    Length {
+        index: usize,
+        value: usize,
+        seq_len: usize,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("missing tensor '{name}' (expected {expected})")]

@@ -221,11 +221,41 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) = self.run_forward(input, h0, c0, false)?;
+        let (out, tape) = self.run_forward(input, None, h0, c0, false)?;
         if let TapeInner::Cpu(stack) = tape.inner {
             stack.recycle(&self.workspace);
         }
         Ok(out)
+    }
+
+    /// Inference over a variable-length batch, as PyTorch's packed sequences: row b is
+    /// `lengths[b]` steps long (1..=T) and what lies past its end is padding. Outputs past a
+    /// row's end are zero, h_n / c_n are each row's own last state, and a reverse direction
+    /// reads each row backward from its own end. Shapes as `forward`; lengths (B).
+    pub fn forward_packed(
+        &self,
+        input: ArrayView3<'_, T>,
+        lengths: &[usize],
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+    ) -> Result<RnnOutput<T>> {
+        let (out, tape) = self.run_forward(input, Some(lengths), h0, c0, false)?;
+        if let TapeInner::Cpu(stack) = tape.inner {
+            stack.recycle(&self.workspace);
+        }
+        Ok(out)
+    }
+
+    /// `forward_packed` that also returns the tape `backward` needs; the backward pass then
+    /// passes gradients straight through the padded steps.
+    pub fn forward_train_packed(
+        &self,
+        input: ArrayView3<'_, T>,
+        lengths: &[usize],
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+    ) -> Result<(RnnOutput<T>, Tape<T>)> {
+        self.run_forward(input, Some(lengths), h0, c0, true)
     }
 
     /// Forward pass that also returns the tape `backward` needs.
@@ -235,7 +265,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        self.run_forward(input, h0, c0, true)
+        self.run_forward(input, None, h0, c0, true)
     }
 
     /// Forward and BPTT together: on the GPU one submission for both.
@@ -258,6 +288,7 @@ impl<T: Real> Rnn<T> {
             checked.input.view(),
             checked.h0.view(),
             checked.c0.as_ref().map(|c| c.view()),
+            None,
             Some((upstream.as_upstream(), need_input_grad)),
             true,
         )?;
@@ -269,16 +300,21 @@ impl<T: Real> Rnn<T> {
     fn run_forward(
         &self,
         input: ArrayView3<'_, T>,
+        lengths: Option<&[usize]>,
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
         keep_tape: bool,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
         let checked = self.check_inputs(input, h0, c0)?;
         let (seq_len, batch) = (checked.seq_len, checked.batch);
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, seq_len, batch)?;
+        }
         let (h0, c0) = (checked.h0.view(), checked.c0.as_ref().map(|c| c.view()));
         let (out, inner) = match self.gpu_model()? {
             Some(gpu) => {
-                let (out, _, tape) = T::gpu_run(&gpu, checked.input.view(), h0, c0, None, true)?;
+                let (out, _, tape) =
+                    T::gpu_run(&gpu, checked.input.view(), h0, c0, lengths, None, true)?;
                 (
                     out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?,
                     TapeInner::Gpu(tape),
@@ -288,7 +324,7 @@ impl<T: Real> Rnn<T> {
                 let cfg = &self.config;
                 let input = checked.input.view();
                 let (out, stack) = on_thread_pool(|| {
-                    stack::forward(cfg, &self.params, input, h0, c0, &self.workspace)
+                    stack::forward(cfg, &self.params, input, h0, c0, lengths, &self.workspace)
                 });
                 if !keep_tape {
                     // Inference: the tape's buffers go straight back to the workspace.
@@ -524,6 +560,25 @@ impl<T: Real> Rnn<T> {
 }
 
 /// NaN or infinity in an input poisons every output: refuse it with its position.
+/// lengths (B): one per batch row, each in 1..=T.
+fn check_lengths(lengths: &[usize], seq_len: usize, batch: usize) -> Result<()> {
+    if lengths.len() != batch {
+        return Err(RnnError::Shape {
+            tensor: "lengths".into(),
+            expected: format!("({batch}), one per batch row"),
+            got: vec![lengths.len()],
+        });
+    }
+    match lengths.iter().position(|&len| len == 0 || len > seq_len) {
+        Some(index) => Err(RnnError::Length {
+            index,
+            value: lengths[index],
+            seq_len,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>) -> Result<()> {
     match x.iter().position(|v| !v.is_finite()) {
         None => Ok(()),

@@ -7,6 +7,11 @@
 //! States live in `states` (T+1, B, H) indexed by time so that both directions read their
 //! previous states and outputs as contiguous slabs: the forward direction reads slot t and
 //! writes t+1 (h0 in slot 0), the reverse direction reads t+1 and writes t (h0 in slot T).
+//!
+//! Variable-length batches (PyTorch's packed sequences) are masked steps: at a step t at or past
+//! row b's length, row b's state passes through unchanged and its gate gradients are zero. The
+//! forward direction so ends on each row's own last state, and the reverse direction starts
+//! each row at its own end, from h0.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 
@@ -29,6 +34,16 @@ pub struct DirectionTape<T> {
     tanh_cells: Option<Array3<T>>,
     /// (T, B, H): GRU's W_hn h + b_hn of every step.
     hidden_n: Option<Array3<T>>,
+}
+
+/// Batch rows whose sequence has ended by time `t`; none without lengths.
+fn rows_past_end(lengths: Option<&[usize]>, t: usize) -> impl Iterator<Item = usize> + '_ {
+    lengths
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+        .filter(move |&(_, &len)| t >= len)
+        .map(|(b, _)| b)
 }
 
 /// Slots (previous, next) of the state buffers at time `t`.
@@ -105,7 +120,8 @@ impl<T: Real> DirectionTape<T> {
 }
 
 /// Runs one direction over the sequence and returns its tape.
-/// input (T, B, in); h0, c0 (B, H).
+/// input (T, B, in); h0, c0 (B, H); lengths (B), each in 1..=T, for a variable-length batch.
+#[allow(clippy::too_many_arguments)]
 pub fn forward<T: Real>(
     mode: Mode,
     params: &CellParams<T>,
@@ -113,6 +129,7 @@ pub fn forward<T: Real>(
     h0: ArrayView2<'_, T>,
     c0: Option<ArrayView2<'_, T>>,
     reverse: bool,
+    lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> DirectionTape<T> {
     let (seq, batch, features) = input.dim();
@@ -221,6 +238,13 @@ pub fn forward<T: Real>(
                 );
             }
         }
+        for b in rows_past_end(lengths, t) {
+            h_next.row_mut(b).assign(&h_prev.row(b));
+            if let Some(c) = cells.as_mut() {
+                let (c_prev, mut c_next) = read_and_write(c, prev, next);
+                c_next.row_mut(b).assign(&c_prev.row(b));
+            }
+        }
     }
     DirectionTape {
         mode,
@@ -244,7 +268,8 @@ pub struct InitialStateGrads<T> {
 /// BPTT through one direction. Consumes the tape (its gate buffer holds the gate gradients).
 /// input (T, B, in): what the forward pass read; grad_output (T, B, H): dLoss/d output (any
 /// strides); grad_h_n, grad_c_n (B, H); grads: this cell's parameter gradients, overwritten;
-/// grad_input (T*B, in): dLoss/d input, accumulated into when given.
+/// grad_input (T*B, in): dLoss/d input, accumulated into when given; lengths (B): those the
+/// forward pass ran with.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<T: Real>(
     params: &CellParams<T>,
@@ -255,6 +280,7 @@ pub fn backward<T: Real>(
     grad_c_n: Option<ArrayView2<'_, T>>,
     grads: &mut CellParams<T>,
     grad_input: Option<ArrayViewMut2<'_, T>>,
+    lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> InitialStateGrads<T> {
     let (seq, batch, _) = input.dim();
@@ -277,8 +303,17 @@ pub fn backward<T: Real>(
     } else {
         Box::new((0..seq).rev())
     };
+    // Rows past their end at the current step: the gradients they carry, kept aside.
+    let mut held_dh = Array2::<T>::zeros((batch, hidden));
+    let mut held_dc = Array2::<T>::zeros((batch, hidden));
     for t in steps {
         let (prev, _) = state_slots(t, tape.reverse);
+        for b in rows_past_end(lengths, t) {
+            held_dh.row_mut(b).assign(&dh_carry.row(b));
+            if let Some(dc) = &dc_carry {
+                held_dc.row_mut(b).assign(&dc.row(b));
+            }
+        }
         // dLoss/dh_t: from the output at t and from step t+1 through W_hh
         ndarray::Zip::from(&mut dh)
             .and(grad_output.index_axis(Axis(0), t))
@@ -356,6 +391,18 @@ pub fn backward<T: Real>(
                     true,
                     &mut scratch,
                 );
+            }
+        }
+        // A step past a row's end was a copy of its state: the gradients pass through it, and
+        // its gates (never used) get none.
+        for b in rows_past_end(lengths, t) {
+            dh_carry.row_mut(b).assign(&held_dh.row(b));
+            if let Some(dc) = dc_carry.as_mut() {
+                dc.row_mut(b).assign(&held_dc.row(b));
+            }
+            tape.gates.slice_mut(s![t, b, ..]).fill(T::zero());
+            if let Some(hg) = hidden_grads.as_mut() {
+                hg.slice_mut(s![t, b, ..]).fill(T::zero());
             }
         }
     }

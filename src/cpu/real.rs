@@ -35,6 +35,7 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
         input: ArrayView3<'_, Self>,
         h0: ArrayView3<'_, Self>,
         c0: Option<ArrayView3<'_, Self>>,
+        lengths: Option<&[usize]>,
         upstream: Option<(Upstream<'_, Self>, bool)>,
         read_back: bool,
     ) -> Result<GpuRun<Self>>;
@@ -77,10 +78,11 @@ impl Real for f32 {
         input: ArrayView3<'_, f32>,
         h0: ArrayView3<'_, f32>,
         c0: Option<ArrayView3<'_, f32>>,
+        lengths: Option<&[usize]>,
         upstream: Option<(Upstream<'_, f32>, bool)>,
         read_back: bool,
     ) -> Result<GpuRun<f32>> {
-        gpu.run(input, h0, c0, upstream, read_back)
+        gpu.run(input, h0, c0, lengths, upstream, read_back)
     }
 
     fn gpu_backward(
@@ -135,6 +137,7 @@ impl Real for f64 {
         _: ArrayView3<'_, f64>,
         _: ArrayView3<'_, f64>,
         _: Option<ArrayView3<'_, f64>>,
+        _: Option<&[usize]>,
         _: Option<(Upstream<'_, f64>, bool)>,
         _: bool,
     ) -> Result<GpuRun<f64>> {

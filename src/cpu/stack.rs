@@ -24,6 +24,8 @@ pub struct StackTape<T> {
     layer_inputs: Vec<Array3<T>>,
     /// Indexed by layer * D + direction.
     directions: Vec<DirectionTape<T>>,
+    /// (B): each row's length, for a variable-length batch.
+    lengths: Option<Vec<usize>>,
 }
 
 impl<T: Real> StackTape<T> {
@@ -32,6 +34,7 @@ impl<T: Real> StackTape<T> {
         StackTape {
             layer_inputs: Vec::new(),
             directions: Vec::new(),
+            lengths: None,
         }
     }
 
@@ -58,13 +61,16 @@ pub struct StackGrads<T> {
     pub params: RnnParams<T>,
 }
 
-/// input (T, B, I); h0, c0 (L*D, B, H). Shapes are checked by the caller.
+/// input (T, B, I); h0, c0 (L*D, B, H); lengths (B), each in 1..=T, for a variable-length
+/// batch: outputs past a row's length are zero and h_n, c_n are each row's own last state.
+/// Shapes are checked by the caller.
 pub fn forward<T: Real>(
     config: &RnnConfig,
     params: &RnnParams<T>,
     input: ArrayView3<'_, T>,
     h0: ArrayView3<'_, T>,
     c0: Option<ArrayView3<'_, T>>,
+    lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> (StackOutput<T>, StackTape<T>) {
     let (seq, batch, _) = input.dim();
@@ -90,6 +96,7 @@ pub fn forward<T: Real>(
                 h0.index_axis(Axis(0), k),
                 c0.map(|c| c.index_axis_move(Axis(0), k)),
                 dir == 1,
+                lengths,
                 workspace,
             );
             output
@@ -101,6 +108,9 @@ pub fn forward<T: Real>(
             }
             directions.push(tape);
         }
+        for (b, &len) in lengths.unwrap_or(&[]).iter().enumerate() {
+            output.slice_mut(s![len.., b, ..]).fill(T::zero());
+        }
         layer_inputs.push(output);
     }
     let output = layer_inputs.pop().expect("at least one layer");
@@ -109,6 +119,7 @@ pub fn forward<T: Real>(
         StackTape {
             layer_inputs,
             directions,
+            lengths: lengths.map(<[usize]>::to_vec),
         },
     )
 }
@@ -128,6 +139,7 @@ pub fn backward<T: Real>(
     let StackTape {
         layer_inputs,
         mut directions,
+        lengths,
     } = tape;
     let (seq, batch, _) = grad_output.dim();
     let (hidden, dirs) = (config.hidden_size, config.directions());
@@ -158,6 +170,7 @@ pub fn backward<T: Real>(
                 grad_c_n.map(|g| g.index_axis_move(Axis(0), k)),
                 &mut grads.cells[k],
                 grad_x.as_mut().map(|g| g.view_mut()),
+                lengths.as_deref(),
                 workspace,
             );
             h0.index_axis_mut(Axis(0), k).assign(&initial.h0);

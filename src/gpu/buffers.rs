@@ -41,6 +41,27 @@ impl GpuContext {
         })
     }
 
+    /// A storage buffer holding u32 `data` (not empty).
+    pub fn upload_u32(&self, what: &str, data: &[u32]) -> Result<wgpu::Buffer> {
+        self.check_buffer(what, (data.len() * 4) as u64)?;
+        self.checked(what, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(what),
+                    contents: bytemuck::cast_slice(data),
+                    usage: STORAGE,
+                })
+        })
+    }
+
+    /// Overwrites the start of `buffer` with u32 `data` (queued before the next submission).
+    pub fn write_u32(&self, buffer: &wgpu::Buffer, data: &[u32]) {
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        }
+    }
+
     /// Overwrites the start of `buffer` with `data` (queued before the next submission).
     pub fn write(&self, buffer: &wgpu::Buffer, data: &[f32]) {
         if !data.is_empty() {

@@ -54,14 +54,17 @@ const HIDDEN_BACKWARD: &str = include_str!("../../shaders/hidden_backward.wgsl")
 // Binding layouts, one per shader file (both entry points of a cell file share theirs).
 const MATMUL_BINDINGS: &[Binding] = &[Uniform, Read, Read, ReadWrite, Read, Read];
 const COLUMN_SUM_BINDINGS: &[Binding] = &[Uniform, Read, ReadWrite];
-const RNN_BINDINGS: &[Binding] = &[Step, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read];
+const RNN_BINDINGS: &[Binding] = &[
+    Step, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read, Read,
+];
 const LSTM_BINDINGS: &[Binding] = &[
-    Step, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read, Read, ReadWrite,
+    Step, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read, Read, ReadWrite, Read,
 ];
 const GRU_BINDINGS: &[Binding] = &[
     Step, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read, Read, ReadWrite, ReadWrite,
+    Read,
 ];
-const HIDDEN_BACKWARD_BINDINGS: &[Binding] = &[Step, Read, Read, Read, ReadWrite];
+const HIDDEN_BACKWARD_BINDINGS: &[Binding] = &[Step, Read, Read, Read, ReadWrite, Read];
 
 impl Kernel {
     /// (file name, WGSL source without the common prelude)

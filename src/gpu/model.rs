@@ -139,19 +139,26 @@ impl GpuModel {
     }
 
     /// Forward pass; with `upstream`, BPTT too, in the same single submission.
-    /// input (T, B, I), h0 / c0 (L*D, B, H), all seq-first and already checked.
+    /// input (T, B, I), h0 / c0 (L*D, B, H), all seq-first and already checked; lengths (B),
+    /// each in 1..=T, for a variable-length batch.
     pub fn run(
         &self,
         input: ArrayView3<'_, f32>,
         h0: ArrayView3<'_, f32>,
         c0: Option<ArrayView3<'_, f32>>,
+        lengths: Option<&[usize]>,
         upstream: Option<(Upstream<'_>, bool)>,
         read_back: bool,
     ) -> Result<crate::cpu::GpuRun<f32>> {
         let (seq, batch, _) = input.dim();
         let ctx = &self.ctx;
+        let steps: Vec<u32> = match lengths {
+            Some(lengths) => lengths.iter().map(|&len| len as u32).collect(),
+            None => vec![seq as u32; batch],
+        };
         self.with_plan(seq, batch, |plan| {
             ctx.write(&plan.input, &flat(input));
+            ctx.write_u32(&plan.lengths, &steps);
             ctx.write(&plan.h0, &flat(h0));
             if let Some(c0) = c0 {
                 ctx.write(&plan.c0, &flat(c0));

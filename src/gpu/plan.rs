@@ -178,6 +178,8 @@ pub struct Plan {
     /// (L*D, B, H)
     pub grad_h0: wgpu::Buffer,
     pub grad_c0: wgpu::Buffer,
+    /// (B) u32: steps of each batch row; T for every row unless a run gives lengths
+    pub lengths: wgpu::Buffer,
     /// (L*D, B, H): final states gathered for readback
     pub h_n: wgpu::Buffer,
     pub c_n: wgpu::Buffer,
@@ -239,6 +241,7 @@ impl Plan {
                 .collect::<Result<_>>()?,
             grad_h0: ctx.zeros("grad_h0", states_len)?,
             grad_c0: ctx.zeros("grad_c0", states_len)?,
+            lengths: ctx.upload_u32("lengths", &vec![seq as u32; batch])?,
             h_n: ctx.zeros("h_n", states_len)?,
             c_n: ctx.zeros("c_n", states_len)?,
             directions: Vec::new(),
@@ -347,6 +350,7 @@ impl Plan {
                             output,
                             grad_out,
                             &dh_rec,
+                            &plan.lengths,
                         ],
                     ),
                     Mode::Lstm => (
@@ -363,6 +367,7 @@ impl Plan {
                             grad_out,
                             &dh_rec,
                             dc.as_ref().expect("LSTM"),
+                            &plan.lengths,
                         ],
                     ),
                     Mode::Gru => (
@@ -381,6 +386,7 @@ impl Plan {
                             &dh_rec,
                             hgrads.as_ref().expect("GRU"),
                             direct.as_ref().expect("GRU"),
+                            &plan.lengths,
                         ],
                     ),
                 };
@@ -394,6 +400,7 @@ impl Plan {
                         hg,
                         direct.as_ref().unwrap_or(&zeros),
                         &dh_rec,
+                        &plan.lengths,
                     ],
                 )?;
                 let prev_offset = if reverse { batch * h } else { 0 };
