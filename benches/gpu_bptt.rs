@@ -69,6 +69,7 @@ fn gpu_bptt(c: &mut Criterion) {
                     x.view(),
                     h0.view(),
                     c0.as_ref().map(|c| c.view()),
+                    None,
                     upstream,
                     false,
                 )
