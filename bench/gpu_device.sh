@@ -7,6 +7,7 @@
 #   libglvnd0 libegl1 libgl1 libglx0 libopengl0 libgles2: NVIDIA's Vulkan driver needs glvnd)
 # and carry .devbin and .gl. Full log in $OUT/log; JSON lines in $OUT/bench.jsonl.
 # usage: bench/gpu_device.sh [RUNS] [SHAPE ...]   (SHAPE: cell,I,H,L,B,T)
+# ONLY=f16 runs just the checks and the f16-weights forward beside f32 at every shape.
 # PROBES=1 adds shapes that split fixed, per-step and projection costs apart, both forward
 # variants, and the latency of one streaming step.
 set -uo pipefail
@@ -32,6 +33,15 @@ echo "== parity on the GPU"
 .devbin/rnn-wgpu parity --backend gpu tests/data/parity/*.safetensors tests/data/parity/shapes/*.safetensors | grep -c PASS
 .devbin/rnn-wgpu parity --backend gpu tests/data/parity/*.safetensors tests/data/parity/shapes/*.safetensors | grep -v PASS
 for t in .devbin/test_*; do echo "== $t"; "$t" -q 2>&1 | grep -E "test result|FAILED|panicked"; done
+if [ "${ONLY:-}" = f16 ]; then
+  echo "== f16 weights beside f32 (forward)"
+  for s in "${shapes[@]}"; do
+    IFS=, read -r cell i h l b t <<<"$s"
+    .devbin/rnn-wgpu bench --f16 --cell "$cell" --input "$i" --hidden "$h" --layers "$l" --batch "$b" \
+      --seq "$t" --runs "$runs" --warmup 5 --json | tee -a "$out/f16.jsonl"
+  done
+  exit 0
+fi
 echo "== bench"
 # A few seconds of work first, so that the first shape does not run on idle clocks.
 python3 -c 'import torch, time; a = torch.randn(4096, 4096, device="cuda"); t = time.time()

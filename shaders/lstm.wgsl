@@ -4,7 +4,7 @@
 // Gate rows [i | f | g | o], each H wide. States are time-indexed (T+1 slots).
 
 @group(0) @binding(0) var<uniform> s: Step;
-@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, 4H): W_hh transposed
+@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, 4H): W_hh transposed (f16 in the f16 variant)
 @group(0) @binding(2) var<storage, read_write> gates: array<f32>;     // (T, B, 4H)
 @group(0) @binding(3) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
 @group(0) @binding(4) var<storage, read_write> cells: array<f32>;     // (T+1, B, H)
@@ -18,7 +18,7 @@
 fn load_w(k: u32, j: u32) -> vec4<f32> {
     let w = k * 4u * s.hidden + j;
     let h = s.hidden;
-    return vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], w_hh_t[w + 3u * h]);
+    return vec4<f32>(f32(w_hh_t[w]), f32(w_hh_t[w + h]), f32(w_hh_t[w + 2u * h]), f32(w_hh_t[w + 3u * h]));
 }
 
 fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
@@ -75,7 +75,7 @@ fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoc
             var acc = vec4<f32>(0.0);
             for (var k = 0u; k < h; k++) {
                 let w = k * gh + j;
-                acc += h_rows[cur + k] * vec4<f32>(w_hh_t[w], w_hh_t[w + h], w_hh_t[w + 2u * h], w_hh_t[w + 3u * h]);
+                acc += h_rows[cur + k] * vec4<f32>(f32(w_hh_t[w]), f32(w_hh_t[w + h]), f32(w_hh_t[w + 2u * h]), f32(w_hh_t[w + 3u * h]));
             }
             h_rows[nxt + j] = update(b, j, slots, acc);
         }

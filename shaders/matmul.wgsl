@@ -16,7 +16,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // (M, K) strided
-@group(0) @binding(2) var<storage, read> b: array<f32>;        // (K, N) strided
+@group(0) @binding(2) var<storage, read> b: array<f32>;        // (K, N) strided (f16 in the f16 variant)
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (M, N), row stride c_rs
 @group(0) @binding(4) var<storage, read> bias_a: array<f32>;   // (N)
 @group(0) @binding(5) var<storage, read> bias_b: array<f32>;   // (N)
@@ -33,7 +33,7 @@ fn load_a(r: u32, k: u32) -> f32 {
 }
 
 fn load_b(k: u32, col: u32) -> f32 {
-    if (k < p.k && col < p.n) { return b[p.b_off + k * p.b_rs + col * p.b_cs]; }
+    if (k < p.k && col < p.n) { return f32(b[p.b_off + k * p.b_rs + col * p.b_cs]); }
     return 0.0;
 }
 

@@ -3,7 +3,7 @@
 // `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 
 @group(0) @binding(0) var<uniform> s: Step;
-@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, H): W_hh transposed
+@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, H): W_hh transposed (f16 in the f16 variant)
 @group(0) @binding(2) var<storage, read_write> gates: array<f32>;     // (T, B, H)
 @group(0) @binding(3) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
@@ -13,7 +13,7 @@
 
 // Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
 fn load_w(k: u32, j: u32) -> vec4<f32> {
-    return vec4<f32>(w_hh_t[k * s.hidden + j], 0.0, 0.0, 0.0);
+    return vec4<f32>(f32(w_hh_t[k * s.hidden + j]), 0.0, 0.0, 0.0);
 }
 
 fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
@@ -58,7 +58,7 @@ fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoc
         for (var j = lid.x; j < h; j += PWG) {
             var acc = 0.0;
             for (var k = 0u; k < h; k++) {
-                acc = fma(h_rows[cur + k], w_hh_t[k * h + j], acc);
+                acc = fma(h_rows[cur + k], f32(w_hh_t[k * h + j]), acc);
             }
             h_rows[nxt + j] = update(b, j, slots, acc);
         }

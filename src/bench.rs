@@ -241,6 +241,76 @@ pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchRes
     })
 }
 
+/// f16 weights beside f32 on the GPU: forward time and parameter memory of each.
+#[derive(Clone, Debug)]
+pub struct F16Result {
+    pub shape: BenchShape,
+    pub device: String,
+    /// False where the adapter lacks SHADER_F16 (the "f16" run was then f32 too).
+    pub f16: bool,
+    pub forward_ms_f32: f64,
+    pub forward_ms_f16: f64,
+    pub param_bytes_f32: u64,
+    pub param_bytes_f16: u64,
+    pub runs: usize,
+}
+
+/// Times the forward pass of `shape` with f32 and with f16 weights, alternating per round so
+/// that both see the same machine state.
+pub fn run_f16(shape: BenchShape, runs: usize, warmup: usize) -> Result<F16Result> {
+    let f32_model = Rnn::<f32>::new(shape.config(), 0)?.with_backend(Backend::Gpu)?;
+    let ctx = f32_model
+        .gpu_model()?
+        .expect("the model is on the GPU")
+        .context()
+        .clone();
+    let f16_model = f32_model.clone().with_gpu(ctx)?.with_f16()?;
+    let input = bench_input(&shape);
+    let (g32, g16) = (
+        f32_model.gpu_model()?.expect("on the GPU"),
+        f16_model.gpu_model()?.expect("on the GPU"),
+    );
+    let cfg = shape.config();
+    let h0 = Array3::<f32>::zeros((cfg.num_layers, shape.batch, shape.hidden));
+    let c0 = (shape.mode == Mode::Lstm).then(|| h0.clone());
+    let forward = |gpu: &crate::gpu::GpuModel| {
+        gpu.run(
+            input.view(),
+            h0.view(),
+            c0.as_ref().map(|c| c.view()),
+            None,
+            None,
+            false,
+        )
+        .map(drop)
+    };
+    let mut t32 = Vec::with_capacity(runs);
+    let mut t16 = Vec::with_capacity(runs);
+    for round in 0..warmup + runs {
+        for (gpu, times) in [(&g32, &mut t32), (&g16, &mut t16)] {
+            let start = std::time::Instant::now();
+            forward(gpu)?;
+            if round >= warmup {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(F16Result {
+        shape,
+        device: g32.context().info.name.clone(),
+        f16: g16.is_f16(),
+        forward_ms_f32: median(t32),
+        forward_ms_f16: median(t16),
+        param_bytes_f32: g32.param_bytes(),
+        param_bytes_f16: g16.param_bytes(),
+        runs,
+    })
+}
+
 /// Median latency in ms of one streaming step (`Stream::step`) of `shape.batch` streams: the
 /// input of one time step in, the output out, the state carried (on the GPU it stays there).
 pub fn stream_step_ms(

@@ -28,6 +28,8 @@ pub struct Rnn<T = f32> {
     gpu: Mutex<Option<Arc<GpuModel>>>,
     /// The host parameters changed since they were uploaded.
     gpu_stale: AtomicBool,
+    /// GPU inference with f16 weights (set by `with_f16` where the adapter has SHADER_F16).
+    f16: bool,
 }
 
 impl<T: Real> Clone for Rnn<T> {
@@ -40,6 +42,7 @@ impl<T: Real> Clone for Rnn<T> {
             context: self.context.clone(),
             gpu: Mutex::new(None),
             gpu_stale: AtomicBool::new(false),
+            f16: self.f16,
         }
     }
 }
@@ -140,6 +143,7 @@ impl<T: Real> Rnn<T> {
             context: None,
             gpu: Mutex::new(None),
             gpu_stale: AtomicBool::new(false),
+            f16: false,
         }
     }
 
@@ -149,6 +153,7 @@ impl<T: Real> Rnn<T> {
             Backend::Cpu => Ok(Rnn {
                 context: None,
                 gpu: Mutex::new(None),
+                f16: false,
                 ..self
             }),
             Backend::Gpu => self.with_gpu(GpuContext::new()?),
@@ -165,6 +170,32 @@ impl<T: Real> Rnn<T> {
         };
         model.gpu_model()?;
         Ok(model)
+    }
+
+    /// GPU inference with f16 weights (W_ih and W_hh in f16, read into f32 arithmetic;
+    /// activations stay f32) where the adapter has SHADER_F16. Where it has not, the model
+    /// stays f32: `is_f16` says which. Training such a model is an error.
+    pub fn with_f16(self) -> Result<Self> {
+        let Some(context) = &self.context else {
+            return Err(RnnError::Unsupported(
+                "f16 weights on the CPU backend (move the model to the GPU first)".into(),
+            ));
+        };
+        if !context.has_f16() {
+            return Ok(self);
+        }
+        let model = Rnn {
+            gpu: Mutex::new(None),
+            f16: true,
+            ..self
+        };
+        model.gpu_model()?;
+        Ok(model)
+    }
+
+    /// Whether the GPU holds this model's weights in f16 (see `with_f16`).
+    pub fn is_f16(&self) -> bool {
+        self.f16
     }
 
     pub fn backend(&self) -> Backend {
@@ -192,6 +223,7 @@ impl<T: Real> Rnn<T> {
                     context.clone(),
                     &self.config,
                     &self.params,
+                    self.f16,
                 )?));
                 self.gpu_stale.store(false, Ordering::Release);
             }
@@ -305,6 +337,11 @@ impl<T: Real> Rnn<T> {
         c0: Option<ArrayView3<'_, T>>,
         keep_tape: bool,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
+        if keep_tape && self.f16 {
+            return Err(RnnError::Unsupported(
+                "training a model with f16 weights (they are for inference)".into(),
+            ));
+        }
         let checked = self.check_inputs(input, h0, c0)?;
         let (seq_len, batch) = (checked.seq_len, checked.batch);
         if let Some(lengths) = lengths {

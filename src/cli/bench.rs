@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Time one streaming step (`--batch` streams, one time step each) instead.
     #[arg(long)]
     stream: bool,
+    /// Time the GPU forward with f16 weights beside f32 (and report parameter memory) instead.
+    #[arg(long, conflicts_with = "stream")]
+    f16: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -62,6 +65,42 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         if value == 0 {
             return Err(RnnError::ZeroSize { what: what.into() });
         }
+    }
+    if args.f16 {
+        let r = bench::run_f16(shape, args.runs, args.warmup)?;
+        if args.json {
+            let cell = rnn_wgpu::bench::cell_name(shape.mode);
+            println!(
+                "{}",
+                serde_json::json!({"peer": concat!("rnn-wgpu ", env!("CARGO_PKG_VERSION")), "device": r.device, "cell": cell,
+                    "input": shape.input, "hidden": shape.hidden, "layers": shape.layers, "batch": shape.batch, "seq": shape.seq,
+                    "f16": r.f16, "forward_ms_f32": r.forward_ms_f32, "forward_ms_f16": r.forward_ms_f16,
+                    "param_bytes_f32": r.param_bytes_f32, "param_bytes_f16": r.param_bytes_f16, "runs": r.runs})
+            );
+        } else {
+            if !r.f16 {
+                println!(
+                    "note: {} has no SHADER_F16; the f16 run used f32 weights",
+                    r.device
+                );
+            }
+            println!(
+                "{} I={} H={} L={} B={} T={} on {}: forward f32 {:.3} ms, f16 weights {:.3} ms; parameter memory {} vs {} bytes, median of {}",
+                rnn_wgpu::bench::cell_name(shape.mode),
+                shape.input,
+                shape.hidden,
+                shape.layers,
+                shape.batch,
+                shape.seq,
+                r.device,
+                r.forward_ms_f32,
+                r.forward_ms_f16,
+                r.param_bytes_f32,
+                r.param_bytes_f16,
+                r.runs
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if args.stream {
         let step_ms = bench::stream_step_ms(shape, args.backend.into(), args.runs, args.warmup)?;

@@ -49,10 +49,12 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
     ) -> Result<StackGrads<Self>>;
 
     /// Puts a model's parameters on the GPU.
+    /// Puts a model's parameters on the GPU; `f16`: f16 weights for inference.
     fn gpu_model(
         ctx: std::sync::Arc<GpuContext>,
         config: &RnnConfig,
         params: &RnnParams<Self>,
+        f16: bool,
     ) -> Result<GpuModel>;
 
     /// Re-uploads host parameters to the GPU model.
@@ -98,8 +100,9 @@ impl Real for f32 {
         ctx: std::sync::Arc<GpuContext>,
         config: &RnnConfig,
         params: &RnnParams<f32>,
+        f16: bool,
     ) -> Result<GpuModel> {
-        GpuModel::new(ctx, config, params)
+        GpuModel::new(ctx, config, params, f16)
     }
 
     fn gpu_update(gpu: &GpuModel, params: &RnnParams<f32>) -> Result<()> {
@@ -157,6 +160,7 @@ impl Real for f64 {
         _: std::sync::Arc<GpuContext>,
         _: &RnnConfig,
         _: &RnnParams<f64>,
+        _: bool,
     ) -> Result<GpuModel> {
         Err(f64_on_gpu())
     }

@@ -41,6 +41,28 @@ impl GpuContext {
         })
     }
 
+    /// A storage buffer holding `data` rounded to f16 (padded to a whole number of words).
+    pub fn upload_f16(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        let halves = to_f16_words(data);
+        self.check_buffer(what, (halves.len() * 2) as u64)?;
+        self.checked(what, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(what),
+                    contents: bytemuck::cast_slice(&halves),
+                    usage: STORAGE,
+                })
+        })
+    }
+
+    /// Overwrites the start of an f16 `buffer` with `data` rounded to f16.
+    pub fn write_f16(&self, buffer: &wgpu::Buffer, data: &[f32]) {
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&to_f16_words(data)));
+        }
+    }
+
     /// A storage buffer holding u32 `data` (not empty).
     pub fn upload_u32(&self, what: &str, data: &[u32]) -> Result<wgpu::Buffer> {
         self.check_buffer(what, (data.len() * 4) as u64)?;
@@ -122,4 +144,13 @@ impl GpuContext {
             })
             .collect()
     }
+}
+
+/// f32 -> f16 (round to nearest even), padded to an even count: buffers hold whole 4-byte words.
+fn to_f16_words(data: &[f32]) -> Vec<half::f16> {
+    let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+    if halves.len() % 2 == 1 || halves.is_empty() {
+        halves.push(half::f16::ZERO);
+    }
+    halves
 }

@@ -84,9 +84,12 @@ impl GpuContext {
         let info = adapter.get_info();
         // Ask for everything the adapter offers: large models need large storage bindings.
         let limits = adapter.limits();
+        // f16 storage and arithmetic where the adapter has it (f16 inference weights).
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("rnn-wgpu"),
             required_limits: limits.clone(),
+            required_features: features,
             ..Default::default()
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&descriptor))
@@ -106,6 +109,11 @@ impl GpuContext {
             kernels: KernelCache::default(),
             uncaptured,
         }))
+    }
+
+    /// Whether the device runs f16 shaders (wgpu's SHADER_F16).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; an error becomes `RnnError::Gpu`.

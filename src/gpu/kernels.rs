@@ -28,14 +28,20 @@ use Binding::{Read, ReadWrite, Step, Uniform};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matmul,
+    /// `Matmul` with B in f16 (f16 weights); the other operands stay f32.
+    MatmulF16B,
     ColumnSum,
     RnnForward,
+    /// The per-step forward with W_hh (transposed) in f16; likewise for LSTM and GRU.
+    RnnForwardF16,
     RnnForwardPersistent,
     RnnBackwardGates,
     LstmForward,
+    LstmForwardF16,
     LstmForwardPersistent,
     LstmBackwardGates,
     GruForward,
+    GruForwardF16,
     GruForwardPersistent,
     GruBackwardGates,
     HiddenBackward,
@@ -70,17 +76,20 @@ impl Kernel {
     /// (file name, WGSL source without the common prelude)
     fn file(self) -> (&'static str, &'static str) {
         match self {
-            Kernel::Matmul => ("matmul.wgsl", MATMUL),
+            Kernel::Matmul | Kernel::MatmulF16B => ("matmul.wgsl", MATMUL),
             Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
-            Kernel::RnnForward | Kernel::RnnForwardPersistent | Kernel::RnnBackwardGates => {
-                ("rnn.wgsl", RNN)
-            }
-            Kernel::LstmForward | Kernel::LstmForwardPersistent | Kernel::LstmBackwardGates => {
-                ("lstm.wgsl", LSTM)
-            }
-            Kernel::GruForward | Kernel::GruForwardPersistent | Kernel::GruBackwardGates => {
-                ("gru.wgsl", GRU)
-            }
+            Kernel::RnnForward
+            | Kernel::RnnForwardF16
+            | Kernel::RnnForwardPersistent
+            | Kernel::RnnBackwardGates => ("rnn.wgsl", RNN),
+            Kernel::LstmForward
+            | Kernel::LstmForwardF16
+            | Kernel::LstmForwardPersistent
+            | Kernel::LstmBackwardGates => ("lstm.wgsl", LSTM),
+            Kernel::GruForward
+            | Kernel::GruForwardF16
+            | Kernel::GruForwardPersistent
+            | Kernel::GruBackwardGates => ("gru.wgsl", GRU),
             Kernel::HiddenBackward => ("hidden_backward.wgsl", HIDDEN_BACKWARD),
         }
     }
@@ -88,7 +97,7 @@ impl Kernel {
     /// The preludes the source needs in front of it.
     fn preludes(self) -> &'static [&'static str] {
         match self {
-            Kernel::Matmul | Kernel::ColumnSum => &[],
+            Kernel::Matmul | Kernel::MatmulF16B | Kernel::ColumnSum => &[],
             Kernel::HiddenBackward => &[COMMON],
             _ => &[COMMON, PERSISTENT, STEP_TILED],
         }
@@ -96,30 +105,52 @@ impl Kernel {
 
     pub fn entry_point(self) -> &'static str {
         match self {
-            Kernel::RnnForward | Kernel::LstmForward | Kernel::GruForward => "forward",
+            Kernel::RnnForward
+            | Kernel::LstmForward
+            | Kernel::GruForward
+            | Kernel::RnnForwardF16
+            | Kernel::LstmForwardF16
+            | Kernel::GruForwardF16 => "forward",
             Kernel::RnnForwardPersistent
             | Kernel::LstmForwardPersistent
             | Kernel::GruForwardPersistent => "forward_persistent",
             Kernel::RnnBackwardGates | Kernel::LstmBackwardGates | Kernel::GruBackwardGates => {
                 "backward_gates"
             }
-            Kernel::Matmul | Kernel::ColumnSum | Kernel::HiddenBackward => "main",
+            Kernel::Matmul | Kernel::MatmulF16B | Kernel::ColumnSum | Kernel::HiddenBackward => {
+                "main"
+            }
+        }
+    }
+
+    /// The storage binding this variant holds in f16 (its source declares it `array<f32>` and
+    /// reads it through `f32(...)`, so one source serves both precisions).
+    pub fn f16_binding(self) -> Option<&'static str> {
+        match self {
+            Kernel::MatmulF16B => Some("b"),
+            Kernel::RnnForwardF16 | Kernel::LstmForwardF16 | Kernel::GruForwardF16 => {
+                Some("w_hh_t")
+            }
+            _ => None,
         }
     }
 
     pub fn bindings(self) -> &'static [Binding] {
         match self {
-            Kernel::Matmul => MATMUL_BINDINGS,
+            Kernel::Matmul | Kernel::MatmulF16B => MATMUL_BINDINGS,
             Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
-            Kernel::RnnForward | Kernel::RnnForwardPersistent | Kernel::RnnBackwardGates => {
-                RNN_BINDINGS
-            }
-            Kernel::LstmForward | Kernel::LstmForwardPersistent | Kernel::LstmBackwardGates => {
-                LSTM_BINDINGS
-            }
-            Kernel::GruForward | Kernel::GruForwardPersistent | Kernel::GruBackwardGates => {
-                GRU_BINDINGS
-            }
+            Kernel::RnnForward
+            | Kernel::RnnForwardF16
+            | Kernel::RnnForwardPersistent
+            | Kernel::RnnBackwardGates => RNN_BINDINGS,
+            Kernel::LstmForward
+            | Kernel::LstmForwardF16
+            | Kernel::LstmForwardPersistent
+            | Kernel::LstmBackwardGates => LSTM_BINDINGS,
+            Kernel::GruForward
+            | Kernel::GruForwardF16
+            | Kernel::GruForwardPersistent
+            | Kernel::GruBackwardGates => GRU_BINDINGS,
             Kernel::HiddenBackward => HIDDEN_BACKWARD_BINDINGS,
         }
     }
@@ -158,6 +189,12 @@ impl GpuContext {
                 allowed,
             });
         }
+        if kernel.f16_binding().is_some() && !self.has_f16() {
+            return Err(crate::error::RnnError::Unsupported(format!(
+                "kernel {kernel:?} on {} (the adapter has no SHADER_F16)",
+                self.info.name
+            )));
+        }
         if let Some(k) = self
             .kernels
             .compiled
@@ -183,6 +220,17 @@ impl GpuContext {
         let mut source = kernel.preludes().join("\n");
         source.push('\n');
         source.push_str(body);
+        if let Some(name) = kernel.f16_binding() {
+            let f32_decl = format!("var<storage, read> {name}: array<f32>;");
+            debug_assert!(source.contains(&f32_decl), "{file} declares {name}");
+            source = format!(
+                "enable f16;\n{}",
+                source.replace(
+                    &f32_decl,
+                    &format!("var<storage, read> {name}: array<f16>;")
+                )
+            );
+        }
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -66,8 +66,21 @@ fn flat(x: ArrayView3<'_, f32>) -> Vec<f32> {
 }
 
 impl GpuModel {
-    pub fn new(ctx: Arc<GpuContext>, config: &RnnConfig, params: &RnnParams<f32>) -> Result<Self> {
-        let gpu_params = GpuParams::upload(&ctx, config, params)?;
+    /// Uploads `params`; with `f16`, for inference with f16 weights (the adapter must have
+    /// SHADER_F16: see `GpuContext::has_f16`).
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        config: &RnnConfig,
+        params: &RnnParams<f32>,
+        f16: bool,
+    ) -> Result<Self> {
+        if f16 && !ctx.has_f16() {
+            return Err(RnnError::Unsupported(format!(
+                "f16 weights on {} (the adapter has no SHADER_F16)",
+                ctx.info.name
+            )));
+        }
+        let gpu_params = GpuParams::upload(&ctx, config, params, f16)?;
         Ok(GpuModel {
             ctx,
             config: config.clone(),
@@ -76,6 +89,16 @@ impl GpuModel {
             forward_override: Mutex::new(None),
             stats: Mutex::default(),
         })
+    }
+
+    /// Bytes the device holds for the parameters (and, for training, their gradients).
+    pub fn param_bytes(&self) -> u64 {
+        self.params.bytes()
+    }
+
+    /// Whether the weights are held in f16.
+    pub fn is_f16(&self) -> bool {
+        self.params.f16
     }
 
     pub fn context(&self) -> &Arc<GpuContext> {
@@ -152,6 +175,11 @@ impl GpuModel {
     ) -> Result<crate::cpu::GpuRun<f32>> {
         let (seq, batch, _) = input.dim();
         let ctx = &self.ctx;
+        if self.params.f16 && upstream.is_some() {
+            return Err(RnnError::Unsupported(
+                "training a model with f16 weights (they are for inference)".into(),
+            ));
+        }
         let steps: Vec<u32> = match lengths {
             Some(lengths) => lengths.iter().map(|&len| len as u32).collect(),
             None => vec![seq as u32; batch],
@@ -226,6 +254,11 @@ impl GpuModel {
         upstream: Upstream<'_>,
         need_input_grad: bool,
     ) -> Result<StackGrads<f32>> {
+        if self.params.f16 {
+            return Err(RnnError::Unsupported(
+                "training a model with f16 weights (they are for inference)".into(),
+            ));
+        }
         let ctx = &self.ctx;
         self.with_plan(tape.seq, tape.batch, |plan| {
             if plan.generation != tape.generation {

@@ -44,14 +44,36 @@ fn host_data(cell: &CellParams<f32>) -> [Vec<f32>; 5] {
 /// Every cell of a stack on the device.
 pub struct GpuParams {
     pub cells: Vec<GpuCell>,
+    /// Inference with f16 weights: W_ih and W_hh^T are f16; W_hh and the gradient buffers,
+    /// which only training reads, are one-element placeholders.
+    pub f16: bool,
 }
 
 impl GpuParams {
-    pub fn upload(ctx: &GpuContext, config: &RnnConfig, params: &RnnParams<f32>) -> Result<Self> {
+    pub fn upload(
+        ctx: &GpuContext,
+        config: &RnnConfig,
+        params: &RnnParams<f32>,
+        f16: bool,
+    ) -> Result<Self> {
         let mut cells = Vec::with_capacity(params.cells.len());
         for (k, cell) in params.cells.iter().enumerate() {
             let name = |what: &str| format!("{what} of cell {k}");
             let [w_ih, w_hh, w_hh_t, b_ih, b_hh] = host_data(cell);
+            if f16 {
+                cells.push(GpuCell {
+                    grad_w_ih: ctx.zeros(&name("grad weight_ih"), 1)?,
+                    grad_w_hh: ctx.zeros(&name("grad weight_hh"), 1)?,
+                    grad_b_ih: ctx.zeros(&name("grad bias_ih"), 1)?,
+                    grad_b_hh: ctx.zeros(&name("grad bias_hh"), 1)?,
+                    w_ih: ctx.upload_f16(&name("weight_ih (f16)"), &w_ih)?,
+                    w_hh: ctx.zeros(&name("weight_hh"), 1)?,
+                    w_hh_t: ctx.upload_f16(&name("weight_hh transposed (f16)"), &w_hh_t)?,
+                    b_ih: ctx.upload(&name("bias_ih"), &b_ih)?,
+                    b_hh: ctx.upload(&name("bias_hh"), &b_hh)?,
+                });
+                continue;
+            }
             let gh = config.gate_rows();
             cells.push(GpuCell {
                 grad_w_ih: ctx.zeros(&name("grad weight_ih"), w_ih.len())?,
@@ -65,16 +87,42 @@ impl GpuParams {
                 b_hh: ctx.upload(&name("bias_hh"), &b_hh)?,
             });
         }
-        Ok(GpuParams { cells })
+        Ok(GpuParams { cells, f16 })
+    }
+
+    /// Bytes of every buffer held for the parameters (weights, transposed W_hh, gradients).
+    pub fn bytes(&self) -> u64 {
+        self.cells
+            .iter()
+            .flat_map(|c| {
+                [
+                    &c.w_ih,
+                    &c.w_hh,
+                    &c.w_hh_t,
+                    &c.b_ih,
+                    &c.b_hh,
+                    &c.grad_w_ih,
+                    &c.grad_w_hh,
+                    &c.grad_b_ih,
+                    &c.grad_b_hh,
+                ]
+            })
+            .map(|b| b.size())
+            .sum()
     }
 
     /// Overwrites the device copies in place (buffers, and so every bind group, stay valid).
     pub fn update(&self, ctx: &GpuContext, params: &RnnParams<f32>) {
         for (gpu, cell) in self.cells.iter().zip(&params.cells) {
             let [w_ih, w_hh, w_hh_t, b_ih, b_hh] = host_data(cell);
-            ctx.write(&gpu.w_ih, &w_ih);
-            ctx.write(&gpu.w_hh, &w_hh);
-            ctx.write(&gpu.w_hh_t, &w_hh_t);
+            if self.f16 {
+                ctx.write_f16(&gpu.w_ih, &w_ih);
+                ctx.write_f16(&gpu.w_hh_t, &w_hh_t);
+            } else {
+                ctx.write(&gpu.w_ih, &w_ih);
+                ctx.write(&gpu.w_hh, &w_hh);
+                ctx.write(&gpu.w_hh_t, &w_hh_t);
+            }
             ctx.write(&gpu.b_ih, &b_ih);
             ctx.write(&gpu.b_hh, &b_hh);
         }

@@ -221,6 +221,13 @@ impl Plan {
                 allowed: max_groups as u64,
             });
         }
+        // f16 weights: the per-step kernels only (the persistent ones have no f16 variant).
+        let f16 = params.f16;
+        let forward_variant = if f16 {
+            ForwardVariant::PerStep
+        } else {
+            forward_variant
+        };
         let states_len = l * d * batch * h;
         let zeros = ctx.zeros("zeros", gh.max(h) * batch)?;
         let mut plan = Plan {
@@ -319,7 +326,7 @@ impl Plan {
                 let bias = config.bias;
                 // The GRU keeps b_hh apart (inside r * (W_hn h + b_hn)); the others fold it in.
                 let fold_hh = bias && mode != Mode::Gru;
-                let projection = plan.matmul(
+                let mut projection = plan.matmul(
                     ctx,
                     (rows, gh, features),
                     op(x, 0, features, 1),
@@ -328,6 +335,10 @@ impl Plan {
                     (if bias { BIAS_A } else { 0 }) | (if fold_hh { BIAS_B } else { 0 }),
                     (&cell.b_ih, &cell.b_hh),
                 )?;
+                if f16 {
+                    // Same bindings, W_ih read as f16.
+                    projection.kernel = Kernel::MatmulF16B;
+                }
                 let output = &plan.outputs[layer];
                 // step_tiled.wgsl and hidden_backward.wgsl: TU units x TB rows per workgroup.
                 let tiled_grid = (groups(h, STEP_TILE_UNITS), groups(batch, STEP_TILE_ROWS), 1);
@@ -339,7 +350,11 @@ impl Plan {
                     Vec<&wgpu::Buffer>,
                 ) = match mode {
                     Mode::RnnTanh | Mode::RnnRelu => (
-                        Kernel::RnnForward,
+                        if f16 {
+                            Kernel::RnnForwardF16
+                        } else {
+                            Kernel::RnnForward
+                        },
                         Kernel::RnnForwardPersistent,
                         Kernel::RnnBackwardGates,
                         vec![
@@ -354,7 +369,11 @@ impl Plan {
                         ],
                     ),
                     Mode::Lstm => (
-                        Kernel::LstmForward,
+                        if f16 {
+                            Kernel::LstmForwardF16
+                        } else {
+                            Kernel::LstmForward
+                        },
                         Kernel::LstmForwardPersistent,
                         Kernel::LstmBackwardGates,
                         vec![
@@ -371,7 +390,11 @@ impl Plan {
                         ],
                     ),
                     Mode::Gru => (
-                        Kernel::GruForward,
+                        if f16 {
+                            Kernel::GruForwardF16
+                        } else {
+                            Kernel::GruForward
+                        },
                         Kernel::GruForwardPersistent,
                         Kernel::GruBackwardGates,
                         vec![
