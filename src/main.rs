@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_window_system();
+    quiet_broken_pipe();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
@@ -16,6 +17,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`rnn-wgpu info | head -1`) would
+/// panic; with the default action the process ends silently there, like `cat` or `grep`.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; only resets a
+    // signal disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

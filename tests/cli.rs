@@ -217,3 +217,32 @@ fn train_then_sample() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
+        .args([
+            "parity",
+            "--backend",
+            "cpu",
+            "tests/data/parity/lstm_medium.safetensors",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    // Close the reading end before the program writes.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    child.wait().expect("exits");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
