@@ -1,5 +1,6 @@
 // LSTM: the fused recurrent step and the gate backward of one time step.
-// The per-step forward is step_tiled.wgsl's `forward` over this file's `load_w` and `update`;
+// The forward kernels are step_tiled.wgsl's `forward` and persistent.wgsl's `forward_persistent`
+// over this file's `load_w` and `update4`;
 // `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 // Gate rows [i | f | g | o], each H wide. States are time-indexed (T+1 slots).
 
@@ -14,15 +15,17 @@
 @group(0) @binding(8) var<storage, read_write> dc: array<f32>;        // (B, H): dL/dc carried
 @group(0) @binding(9) var<storage, read> lengths: array<u32>;        // (B): steps of each row
 
-// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
+// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl and
+// persistent.wgsl).
 fn load_w(k: u32, j: u32) -> vec4<f32> {
     let w = k * 4u * s.hidden + j;
     let h = s.hidden;
     return vec4<f32>(f32(w_hh_t[w]), f32(w_hh_t[w + h]), f32(w_hh_t[w + 2u * h]), f32(w_hh_t[w + 3u * h]));
 }
 
-fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
-    update(b, j, slots, acc);
+// `update` with the gate sums in the lanes of a vec4, as `load_w` returns them.
+fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) -> f32 {
+    return update(b, j, slots, acc);
 }
 
 // Past row b's length (a variable-length batch): the state passes through unchanged and the
@@ -57,30 +60,6 @@ fn update(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) -> f32 {
     states[next] = h_new;
     output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
     return h_new;
-}
-
-// Persistent variant of `forward`: workgroup b runs every step of the direction.
-// Dispatch (1, B, 1) with the step uniform at offset 0.
-@compute @workgroup_size(256, 1, 1)
-fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let h = s.hidden;
-    let gh = 4u * h;
-    let b = wg.y;
-    load_initial_row(b, lid.x);
-    for (var step = 0u; step < s.seq_len; step++) {
-        let cur = (step % 2u) * MAX_PERSISTENT_H;
-        let nxt = MAX_PERSISTENT_H - cur;
-        let slots = step_slots(step);
-        for (var j = lid.x; j < h; j += PWG) {
-            var acc = vec4<f32>(0.0);
-            for (var k = 0u; k < h; k++) {
-                let w = k * gh + j;
-                acc += h_rows[cur + k] * vec4<f32>(f32(w_hh_t[w]), f32(w_hh_t[w + h]), f32(w_hh_t[w + 2u * h]), f32(w_hh_t[w + 3u * h]));
-            }
-            h_rows[nxt + j] = update(b, j, slots, acc);
-        }
-        workgroupBarrier();
-    }
 }
 
 // gates[t] <- d(pre-activations); dc <- dL/dc_{t-1}.

@@ -1,7 +1,6 @@
-// Shared by the persistent variants of the cell kernels (rnn, lstm, gru.wgsl), after their
-// bindings: one workgroup per batch entry loops over all T steps of a direction.
-// One workgroup of PWG invocations per batch entry loops over all T steps,
-// holding h_{t-1} and h_t of its row in workgroup memory (so H <= MAX_PERSISTENT_H).
+// The persistent forward shared by the cell kernels (rnn, lstm, gru.wgsl), over their `load_w`
+// and `update4`: one workgroup of PWG invocations per batch entry loops over all T steps of a
+// direction, holding h_{t-1} and h_t of its row in workgroup memory (so H <= MAX_PERSISTENT_H).
 const PWG: u32 = 256u;
 const MAX_PERSISTENT_H: u32 = 1024u;
 var<workgroup> h_rows: array<f32, 2048>;  // [2][MAX_PERSISTENT_H]: rows alternate by step parity
@@ -22,4 +21,25 @@ fn load_initial_row(b: u32, lid: u32) {
         h_rows[j] = states[(h0_slot * s.batch + b) * s.hidden + j];
     }
     workgroupBarrier();
+}
+
+// Dispatch (1, B, 1) with the step uniform at offset 0: workgroup b runs every step of row b.
+@compute @workgroup_size(256, 1, 1)
+fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let h = s.hidden;
+    let b = wg.y;
+    load_initial_row(b, lid.x);
+    for (var step = 0u; step < s.seq_len; step++) {
+        let cur = (step % 2u) * MAX_PERSISTENT_H;
+        let nxt = MAX_PERSISTENT_H - cur;
+        let slots = step_slots(step);
+        for (var j = lid.x; j < h; j += PWG) {
+            var acc = vec4<f32>(0.0);
+            for (var k = 0u; k < h; k++) {
+                acc += h_rows[cur + k] * load_w(k, j);
+            }
+            h_rows[nxt + j] = update4(b, j, slots, acc);
+        }
+        workgroupBarrier();
+    }
 }

@@ -1,5 +1,6 @@
 // Elman RNN (tanh or relu): the fused recurrent step and the gate backward of one time step.
-// The per-step forward is step_tiled.wgsl's `forward` over this file's `load_w` and `update`;
+// The forward kernels are step_tiled.wgsl's `forward` and persistent.wgsl's `forward_persistent`
+// over this file's `load_w` and `update4`;
 // `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 
 @group(0) @binding(0) var<uniform> s: Step;
@@ -11,13 +12,15 @@
 @group(0) @binding(6) var<storage, read> dh_rec: array<f32>;          // (B, H)
 @group(0) @binding(7) var<storage, read> lengths: array<u32>;        // (B): steps of each row
 
-// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl).
+// Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl and
+// persistent.wgsl).
 fn load_w(k: u32, j: u32) -> vec4<f32> {
     return vec4<f32>(f32(w_hh_t[k * s.hidden + j]), 0.0, 0.0, 0.0);
 }
 
-fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) {
-    update(b, j, slots, acc.x);
+// `update` with the gate sums in the lanes of a vec4, as `load_w` returns them.
+fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) -> f32 {
+    return update(b, j, slots, acc.x);
 }
 
 // Past row b's length (a variable-length batch): the state passes through unchanged and the
@@ -43,27 +46,6 @@ fn update(b: u32, j: u32, slots: vec3<u32>, acc: f32) -> f32 {
     states[(slots.z * s.batch + b) * h + j] = h_new;
     output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
     return h_new;
-}
-
-// Persistent variant of `forward`: workgroup b runs every step of the direction.
-@compute @workgroup_size(256, 1, 1)
-fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let h = s.hidden;
-    let b = wg.y;
-    load_initial_row(b, lid.x);
-    for (var step = 0u; step < s.seq_len; step++) {
-        let cur = (step % 2u) * MAX_PERSISTENT_H;
-        let nxt = MAX_PERSISTENT_H - cur;
-        let slots = step_slots(step);
-        for (var j = lid.x; j < h; j += PWG) {
-            var acc = 0.0;
-            for (var k = 0u; k < h; k++) {
-                acc = fma(h_rows[cur + k], f32(w_hh_t[k * h + j]), acc);
-            }
-            h_rows[nxt + j] = update(b, j, slots, acc);
-        }
-        workgroupBarrier();
-    }
 }
 
 // gates[t] <- d(pre-activation).

@@ -196,37 +196,15 @@ pub fn run(shape: BenchShape, backend: Backend, runs: usize, warmup: usize) -> R
 pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchResult> {
     let model = Rnn::<f32>::new(shape.config(), 0)?.with_backend(Backend::Gpu)?;
     let gpu = model.gpu_model()?.expect("the model is on the GPU");
-    let input = bench_input(&shape);
-    let cfg = shape.config();
-    let h0 = Array3::<f32>::zeros((cfg.num_layers, shape.batch, shape.hidden));
-    let c0 = (shape.mode == Mode::Lstm).then(|| h0.clone());
+    let inputs = GpuInputs::new(&shape);
     let ones = Array3::<f32>::ones((shape.seq, shape.batch, shape.hidden));
-    let forward = || {
-        gpu.run(
-            input.view(),
-            h0.view(),
-            c0.as_ref().map(|c| c.view()),
-            None,
-            None,
-            false,
-        )
-        .map(drop)
-    };
     let train = || {
         let upstream = crate::gpu::Upstream {
             output: Some(ones.view()),
             h_n: None,
             c_n: None,
         };
-        gpu.run(
-            input.view(),
-            h0.view(),
-            c0.as_ref().map(|c| c.view()),
-            None,
-            Some((upstream, false)),
-            false,
-        )
-        .map(drop)
+        inputs.run(&gpu, Some(upstream))
     };
     Ok(BenchResult {
         shape,
@@ -235,10 +213,48 @@ pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchRes
             gpu.context().info.name,
             gpu.context().info.backend
         ),
-        forward_ms: median_ms(forward, runs, warmup)?,
+        forward_ms: median_ms(|| inputs.run(&gpu, None), runs, warmup)?,
         train_ms: median_ms(train, runs, warmup)?,
         runs,
     })
+}
+
+/// The input and zero initial states of a GPU benchmark at one shape.
+struct GpuInputs {
+    /// (T, B, I)
+    input: Array3<f32>,
+    /// (L, B, H)
+    h0: Array3<f32>,
+    /// (L, B, H), LSTM only
+    c0: Option<Array3<f32>>,
+}
+
+impl GpuInputs {
+    fn new(shape: &BenchShape) -> Self {
+        let h0 = Array3::<f32>::zeros((shape.layers, shape.batch, shape.hidden));
+        GpuInputs {
+            input: bench_input(shape),
+            c0: (shape.mode == Mode::Lstm).then(|| h0.clone()),
+            h0,
+        }
+    }
+
+    /// One forward (and BPTT with `upstream`) in one submission, waited for, nothing read back.
+    fn run(
+        &self,
+        gpu: &crate::gpu::GpuModel,
+        upstream: Option<crate::gpu::Upstream<'_>>,
+    ) -> Result<()> {
+        gpu.run(
+            self.input.view(),
+            self.h0.view(),
+            self.c0.as_ref().map(|c| c.view()),
+            None,
+            upstream.map(|u| (u, false)),
+            false,
+        )
+        .map(drop)
+    }
 }
 
 /// f16 weights beside f32 on the GPU: forward time and parameter memory of each.
@@ -259,46 +275,24 @@ pub struct F16Result {
 /// that both see the same machine state.
 pub fn run_f16(shape: BenchShape, runs: usize, warmup: usize) -> Result<F16Result> {
     let f32_model = Rnn::<f32>::new(shape.config(), 0)?.with_backend(Backend::Gpu)?;
-    let ctx = f32_model
-        .gpu_model()?
-        .expect("the model is on the GPU")
-        .context()
-        .clone();
-    let f16_model = f32_model.clone().with_gpu(ctx)?.with_f16()?;
-    let input = bench_input(&shape);
+    // A clone shares the device and uploads its own (f16) copy of the weights.
+    let f16_model = f32_model.clone().with_f16()?;
     let (g32, g16) = (
         f32_model.gpu_model()?.expect("on the GPU"),
         f16_model.gpu_model()?.expect("on the GPU"),
     );
-    let cfg = shape.config();
-    let h0 = Array3::<f32>::zeros((cfg.num_layers, shape.batch, shape.hidden));
-    let c0 = (shape.mode == Mode::Lstm).then(|| h0.clone());
-    let forward = |gpu: &crate::gpu::GpuModel| {
-        gpu.run(
-            input.view(),
-            h0.view(),
-            c0.as_ref().map(|c| c.view()),
-            None,
-            None,
-            false,
-        )
-        .map(drop)
-    };
+    let inputs = GpuInputs::new(&shape);
     let mut t32 = Vec::with_capacity(runs);
     let mut t16 = Vec::with_capacity(runs);
     for round in 0..warmup + runs {
         for (gpu, times) in [(&g32, &mut t32), (&g16, &mut t16)] {
-            let start = std::time::Instant::now();
-            forward(gpu)?;
+            let start = Instant::now();
+            inputs.run(gpu, None)?;
             if round >= warmup {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     Ok(F16Result {
         shape,
         device: g32.context().info.name.clone(),
@@ -365,11 +359,16 @@ pub fn median_ms(mut f: impl FnMut() -> Result<()>, runs: usize, warmup: usize) 
         f()?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
+    Ok(median(times))
+}
+
+/// The median of timings in ms (the mean of the middle two for an even count); not empty.
+fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     let mid = times.len() / 2;
-    Ok(if times.len() % 2 == 1 {
+    if times.len() % 2 == 1 {
         times[mid]
     } else {
         (times[mid - 1] + times[mid]) / 2.0
-    })
+    }
 }
