@@ -30,16 +30,6 @@ fn update4(b: u32, j: u32, slots: vec3<u32>, acc: vec4<f32>) -> f32 {
     return update(b, j, slots, acc.xyz);
 }
 
-// Past row b's length (a variable-length batch): the state passes through unchanged and the
-// output is zero; returns h.
-fn pass_through(b: u32, j: u32, slots: vec3<u32>) -> f32 {
-    let h = s.hidden;
-    let h_prev = states[(slots.y * s.batch + b) * h + j];
-    states[(slots.z * s.batch + b) * h + j] = h_prev;
-    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = 0.0;
-    return h_prev;
-}
-
 // Gates and h of unit j of batch entry b at `slots` (t, prev_slot, next_slot), given
 // acc = h_{t-1} W_hh^T for the three gate rows of j; returns h_t.
 fn update(b: u32, j: u32, slots: vec3<u32>, acc: vec3<f32>) -> f32 {

@@ -30,47 +30,34 @@ impl GpuContext {
         if data.is_empty() {
             return self.zeros(what, 0);
         }
-        self.check_buffer(what, (data.len() * 4) as u64)?;
-        self.checked(what, || {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(what),
-                    contents: bytemuck::cast_slice(data),
-                    usage: STORAGE,
-                })
-        })
+        self.upload_bytes(what, bytemuck::cast_slice(data))
     }
 
     /// A storage buffer holding `data` rounded to f16 (padded to a whole number of words).
     pub fn upload_f16(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
-        let halves = to_f16_words(data);
-        self.check_buffer(what, (halves.len() * 2) as u64)?;
-        self.checked(what, || {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(what),
-                    contents: bytemuck::cast_slice(&halves),
-                    usage: STORAGE,
-                })
-        })
+        self.upload_bytes(what, bytemuck::cast_slice(&to_f16_words(data)))
     }
 
     /// Overwrites the start of an f16 `buffer` with `data` rounded to f16.
     pub fn write_f16(&self, buffer: &wgpu::Buffer, data: &[f32]) {
         if !data.is_empty() {
-            self.queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(&to_f16_words(data)));
+            self.write_bytes(buffer, bytemuck::cast_slice(&to_f16_words(data)));
         }
     }
 
     /// A storage buffer holding u32 `data` (not empty).
     pub fn upload_u32(&self, what: &str, data: &[u32]) -> Result<wgpu::Buffer> {
-        self.check_buffer(what, (data.len() * 4) as u64)?;
+        self.upload_bytes(what, bytemuck::cast_slice(data))
+    }
+
+    /// A storage buffer holding `bytes` (not empty), checked against the device's limits.
+    fn upload_bytes(&self, what: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        self.check_buffer(what, bytes.len() as u64)?;
         self.checked(what, || {
             self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(what),
-                    contents: bytemuck::cast_slice(data),
+                    contents: bytes,
                     usage: STORAGE,
                 })
         })
@@ -78,17 +65,18 @@ impl GpuContext {
 
     /// Overwrites the start of `buffer` with u32 `data` (queued before the next submission).
     pub fn write_u32(&self, buffer: &wgpu::Buffer, data: &[u32]) {
-        if !data.is_empty() {
-            self.queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(data));
-        }
+        self.write_bytes(buffer, bytemuck::cast_slice(data));
     }
 
     /// Overwrites the start of `buffer` with `data` (queued before the next submission).
     pub fn write(&self, buffer: &wgpu::Buffer, data: &[f32]) {
-        if !data.is_empty() {
-            self.queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        self.write_bytes(buffer, bytemuck::cast_slice(data));
+    }
+
+    /// Queues `bytes` into the start of `buffer`; nothing for none.
+    fn write_bytes(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.queue.write_buffer(buffer, 0, bytes);
         }
     }
 

@@ -50,6 +50,7 @@ pub enum Kernel {
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const PERSISTENT: &str = include_str!("../../shaders/persistent.wgsl");
 const STEP_TILED: &str = include_str!("../../shaders/step_tiled.wgsl");
+const CELL: &str = include_str!("../../shaders/cell.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
@@ -99,7 +100,7 @@ impl Kernel {
         match self {
             Kernel::Matmul | Kernel::MatmulF16B | Kernel::ColumnSum => &[],
             Kernel::HiddenBackward => &[COMMON],
-            _ => &[COMMON, PERSISTENT, STEP_TILED],
+            _ => &[COMMON, CELL, PERSISTENT, STEP_TILED],
         }
     }
 
