@@ -102,6 +102,22 @@ pub struct BenchShape {
     pub seq: usize,
 }
 
+/// "lstm I=256 H=256 L=1 B=32 T=50", as the bench command prints a shape.
+impl std::fmt::Display for BenchShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} I={} H={} L={} B={} T={}",
+            cell_name(self.mode),
+            self.input,
+            self.hidden,
+            self.layers,
+            self.batch,
+            self.seq
+        )
+    }
+}
+
 impl BenchShape {
     fn config(&self) -> RnnConfig {
         RnnConfig::new(self.mode, self.input, self.hidden).layers(self.layers)

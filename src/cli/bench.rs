@@ -85,13 +85,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 );
             }
             println!(
-                "{} I={} H={} L={} B={} T={} on {}: forward f32 {:.3} ms, f16 weights {:.3} ms; parameter memory {} vs {} bytes, median of {}",
-                rnn_wgpu::bench::cell_name(shape.mode),
-                shape.input,
-                shape.hidden,
-                shape.layers,
-                shape.batch,
-                shape.seq,
+                "{shape} on {}: forward f32 {:.3} ms, f16 weights {:.3} ms; parameter memory {} vs {} bytes, median of {}",
                 r.device,
                 r.forward_ms_f32,
                 r.forward_ms_f16,
@@ -129,13 +123,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         println!("{}", result.to_json());
     } else {
         println!(
-            "{} I={} H={} L={} B={} T={} on {}: forward {:.3} ms ({:.1} GFLOP/s), train {:.3} ms ({:.1} GFLOP/s), median of {}",
-            rnn_wgpu::bench::cell_name(shape.mode),
-            shape.input,
-            shape.hidden,
-            shape.layers,
-            shape.batch,
-            shape.seq,
+            "{shape} on {}: forward {:.3} ms ({:.1} GFLOP/s), train {:.3} ms ({:.1} GFLOP/s), median of {}",
             result.device,
             result.forward_ms,
             result.forward_gflops(),
