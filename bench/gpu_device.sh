@@ -34,7 +34,7 @@ echo "== parity on the GPU"
 .devbin/rnn-wgpu parity --backend gpu tests/data/parity/*.safetensors tests/data/parity/shapes/*.safetensors | grep -v PASS
 for t in .devbin/test_*; do echo "== $t"; "$t" -q 2>&1 | grep -E "test result|FAILED|panicked"; done
 if [ "${ONLY:-}" = f16 ]; then
-  echo "== f16 weights beside f32 (forward)"
+  echo "== f16 beside f32 (forward)"
   for s in "${shapes[@]}"; do
     IFS=, read -r cell i h l b t <<<"$s"
     .devbin/rnn-wgpu bench --f16 --cell "$cell" --input "$i" --hidden "$h" --layers "$l" --batch "$b" \

@@ -4,18 +4,19 @@
 // `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 // Gate rows [r | z | n], each H wide. n = tanh(x_n + r * (W_hn h + b_hn)).
 
+// weight_t / act_t: f32, or f16 in the f16 inference variant (states and cells stay f32).
 @group(0) @binding(0) var<uniform> s: Step;
-@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, 3H): W_hh transposed (f16 in the f16 variant)
-@group(0) @binding(2) var<storage, read> b_hh: array<f32>;            // (3H), zeros without bias
-@group(0) @binding(3) var<storage, read_write> gates: array<f32>;     // (T, B, 3H)
-@group(0) @binding(4) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
-@group(0) @binding(5) var<storage, read_write> hidden_n: array<f32>;  // (T, B, H): W_hn h + b_hn
-@group(0) @binding(6) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
-@group(0) @binding(7) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
-@group(0) @binding(8) var<storage, read> dh_rec: array<f32>;          // (B, H)
-@group(0) @binding(9) var<storage, read_write> hgrads: array<f32>;    // (T, B, 3H): d(h projections)
-@group(0) @binding(10) var<storage, read_write> direct: array<f32>;   // (B, H): z * dh
-@group(0) @binding(11) var<storage, read> lengths: array<u32>;        // (B): steps of each row
+@group(0) @binding(1) var<storage, read> w_hh_t: array<weight_t>;       // (H, 3H): W_hh transposed
+@group(0) @binding(2) var<storage, read> b_hh: array<f32>;              // (3H), zeros without bias
+@group(0) @binding(3) var<storage, read_write> gates: array<act_t>;     // (T, B, 3H)
+@group(0) @binding(4) var<storage, read_write> states: array<f32>;      // (T+1, B, H)
+@group(0) @binding(5) var<storage, read_write> hidden_n: array<f32>;    // (T, B, H): W_hn h + b_hn
+@group(0) @binding(6) var<storage, read_write> output: array<act_t>;    // (T, B, D*H)
+@group(0) @binding(7) var<storage, read> grad_out: array<f32>;          // (T, B, D*H)
+@group(0) @binding(8) var<storage, read> dh_rec: array<f32>;            // (B, H)
+@group(0) @binding(9) var<storage, read_write> hgrads: array<f32>;      // (T, B, 3H): d(h projections)
+@group(0) @binding(10) var<storage, read_write> direct: array<f32>;     // (B, H): z * dh
+@group(0) @binding(11) var<storage, read> lengths: array<u32>;          // (B): steps of each row
 
 // Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl and
 // persistent.wgsl).
@@ -36,17 +37,17 @@ fn update(b: u32, j: u32, slots: vec3<u32>, acc: vec3<f32>) -> f32 {
     if (slots.x >= lengths[b]) { return pass_through(b, j, slots); }
     let h = s.hidden;
     let g0 = (slots.x * s.batch + b) * 3u * h + j;
-    let r = sigmoid(gates[g0] + acc.x + b_hh[j]);
-    let z = sigmoid(gates[g0 + h] + acc.y + b_hh[h + j]);
+    let r = sigmoid(f32(gates[g0]) + acc.x + b_hh[j]);
+    let z = sigmoid(f32(gates[g0 + h]) + acc.y + b_hh[h + j]);
     let hn = acc.z + b_hh[2u * h + j];
-    let n = tanh_safe(gates[g0 + 2u * h] + r * hn);
-    gates[g0] = r;
-    gates[g0 + h] = z;
-    gates[g0 + 2u * h] = n;
+    let n = tanh_safe(f32(gates[g0 + 2u * h]) + r * hn);
+    gates[g0] = act_t(r);
+    gates[g0 + h] = act_t(z);
+    gates[g0 + 2u * h] = act_t(n);
     hidden_n[(slots.x * s.batch + b) * h + j] = hn;
     let h_new = n + z * (states[(slots.y * s.batch + b) * h + j] - n);
     states[(slots.z * s.batch + b) * h + j] = h_new;
-    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = act_t(h_new);
     return h_new;
 }
 
@@ -71,9 +72,9 @@ fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let bj = b * h + j;
     let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[bj];
     let g0 = (s.t * s.batch + b) * 3u * h + j;
-    let r = gates[g0];
-    let z = gates[g0 + h];
-    let n = gates[g0 + 2u * h];
+    let r = f32(gates[g0]);
+    let z = f32(gates[g0 + h]);
+    let n = f32(gates[g0 + 2u * h]);
     // backprop through h = n + z (h_prev - n)
     let d_n = dh * (1.0 - z);
     let d_z = dh * (states[s.prev_slot * s.batch * h + bj] - n);
@@ -83,9 +84,9 @@ fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let d_r = d_npre * hidden_n[(s.t * s.batch + b) * h + j];
     let d_rpre = d_r * r * (1.0 - r);
     let d_zpre = d_z * z * (1.0 - z);
-    gates[g0] = d_rpre;
-    gates[g0 + h] = d_zpre;
-    gates[g0 + 2u * h] = d_npre;
+    gates[g0] = act_t(d_rpre);
+    gates[g0 + h] = act_t(d_zpre);
+    gates[g0 + 2u * h] = act_t(d_npre);
     hgrads[g0] = d_rpre;
     hgrads[g0 + h] = d_zpre;
     hgrads[g0 + 2u * h] = d_npre * r;

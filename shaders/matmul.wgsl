@@ -15,11 +15,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;        // (M, K) strided
-@group(0) @binding(2) var<storage, read> b: array<f32>;        // (K, N) strided (f16 in the f16 variant)
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (M, N), row stride c_rs
-@group(0) @binding(4) var<storage, read> bias_a: array<f32>;   // (N)
-@group(0) @binding(5) var<storage, read> bias_b: array<f32>;   // (N)
+// weight_t and act_t are f32, or f16 in the f16 inference variant (A: activations, B: weights).
+@group(0) @binding(1) var<storage, read> a: array<act_t>;               // (M, K) strided
+@group(0) @binding(2) var<storage, read> b: array<weight_t>;            // (K, N) strided
+@group(0) @binding(3) var<storage, read_write> c: array<act_t>;         // (M, N), row stride c_rs
+@group(0) @binding(4) var<storage, read> bias_a: array<f32>;            // (N)
+@group(0) @binding(5) var<storage, read> bias_b: array<f32>;            // (N)
 
 const TM: u32 = 128u;
 const TN: u32 = 64u;
@@ -28,7 +29,7 @@ var<workgroup> a_tile: array<vec4<f32>, 512>;   // (KT, TM / 4): A transposed, 4
 var<workgroup> b_tile: array<vec4<f32>, 256>;   // (KT, TN / 4)
 
 fn load_a(r: u32, k: u32) -> f32 {
-    if (r < p.m && k < p.k) { return a[p.a_off + r * p.a_rs + k * p.a_cs]; }
+    if (r < p.m && k < p.k) { return f32(a[p.a_off + r * p.a_rs + k * p.a_cs]); }
     return 0.0;
 }
 
@@ -43,8 +44,8 @@ fn store(r: u32, col: u32, value: f32) {
     if ((p.flags & 2u) != 0u) { v += bias_a[col]; }
     if ((p.flags & 4u) != 0u) { v += bias_b[col]; }
     let ci = p.c_off + r * p.c_rs + col;
-    if ((p.flags & 1u) != 0u) { v += c[ci]; }
-    c[ci] = v;
+    if ((p.flags & 1u) != 0u) { v += f32(c[ci]); }
+    c[ci] = act_t(v);
 }
 
 fn store_row(r: u32, col: u32, v: vec4<f32>) {

@@ -3,14 +3,15 @@
 // over this file's `load_w` and `update4`;
 // `backward_gates`: invocation (j, b), hidden unit j of batch entry b, dispatch (ceil(H / 64), B, 1).
 
+// weight_t / act_t: f32, or f16 in the f16 inference variant (states and cells stay f32).
 @group(0) @binding(0) var<uniform> s: Step;
-@group(0) @binding(1) var<storage, read> w_hh_t: array<f32>;          // (H, H): W_hh transposed (f16 in the f16 variant)
-@group(0) @binding(2) var<storage, read_write> gates: array<f32>;     // (T, B, H)
-@group(0) @binding(3) var<storage, read_write> states: array<f32>;    // (T+1, B, H)
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;    // (T, B, D*H)
-@group(0) @binding(5) var<storage, read> grad_out: array<f32>;        // (T, B, D*H)
-@group(0) @binding(6) var<storage, read> dh_rec: array<f32>;          // (B, H)
-@group(0) @binding(7) var<storage, read> lengths: array<u32>;        // (B): steps of each row
+@group(0) @binding(1) var<storage, read> w_hh_t: array<weight_t>;       // (H, H): W_hh transposed
+@group(0) @binding(2) var<storage, read_write> gates: array<act_t>;     // (T, B, H)
+@group(0) @binding(3) var<storage, read_write> states: array<f32>;      // (T+1, B, H)
+@group(0) @binding(4) var<storage, read_write> output: array<act_t>;    // (T, B, D*H)
+@group(0) @binding(5) var<storage, read> grad_out: array<f32>;          // (T, B, D*H)
+@group(0) @binding(6) var<storage, read> dh_rec: array<f32>;            // (B, H)
+@group(0) @binding(7) var<storage, read> lengths: array<u32>;           // (B): steps of each row
 
 // Row k of W_hh^T at the gate columns of unit j, one lane per gate (for step_tiled.wgsl and
 // persistent.wgsl).
@@ -29,12 +30,12 @@ fn update(b: u32, j: u32, slots: vec3<u32>, acc: f32) -> f32 {
     if (slots.x >= lengths[b]) { return pass_through(b, j, slots); }
     let h = s.hidden;
     let g0 = (slots.x * s.batch + b) * h + j;
-    let pre = gates[g0] + acc;
+    let pre = f32(gates[g0]) + acc;
     var h_new: f32;
     if ((s.flags & 1u) != 0u) { h_new = max(pre, 0.0); } else { h_new = tanh_safe(pre); }
-    gates[g0] = h_new;
+    gates[g0] = act_t(h_new);
     states[(slots.z * s.batch + b) * h + j] = h_new;
-    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = h_new;
+    output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = act_t(h_new);
     return h_new;
 }
 
@@ -52,10 +53,10 @@ fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[b * h + j];
     let g0 = (s.t * s.batch + b) * h + j;
-    let y = gates[g0];
+    let y = f32(gates[g0]);
     if ((s.flags & 1u) != 0u) {
-        gates[g0] = select(0.0, dh, y > 0.0);  // backprop through relu
+        gates[g0] = act_t(select(0.0, dh, y > 0.0));  // backprop through relu
     } else {
-        gates[g0] = dh * (1.0 - y * y);        // backprop through tanh
+        gates[g0] = act_t(dh * (1.0 - y * y));        // backprop through tanh
     }
 }

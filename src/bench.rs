@@ -273,7 +273,7 @@ impl GpuInputs {
     }
 }
 
-/// f16 weights beside f32 on the GPU: forward time and parameter memory of each.
+/// f16 inference beside f32 on the GPU: forward time, parameter and activation memory of each.
 #[derive(Clone, Debug)]
 pub struct F16Result {
     pub shape: BenchShape,
@@ -284,10 +284,13 @@ pub struct F16Result {
     pub forward_ms_f16: f64,
     pub param_bytes_f32: u64,
     pub param_bytes_f16: u64,
+    /// Bytes of the buffers one forward of the shape writes (`GpuModel::forward_bytes`).
+    pub forward_bytes_f32: u64,
+    pub forward_bytes_f16: u64,
     pub runs: usize,
 }
 
-/// Times the forward pass of `shape` with f32 and with f16 weights, alternating per round so
+/// Times the forward pass of `shape` in f32 and in f16, alternating per round so
 /// that both see the same machine state.
 pub fn run_f16(shape: BenchShape, runs: usize, warmup: usize) -> Result<F16Result> {
     let f32_model = Rnn::<f32>::new(shape.config(), 0)?.with_backend(Backend::Gpu)?;
@@ -317,6 +320,8 @@ pub fn run_f16(shape: BenchShape, runs: usize, warmup: usize) -> Result<F16Resul
         forward_ms_f16: median(t16),
         param_bytes_f32: g32.param_bytes(),
         param_bytes_f16: g16.param_bytes(),
+        forward_bytes_f32: g32.forward_bytes(shape.seq, shape.batch)?,
+        forward_bytes_f16: g16.forward_bytes(shape.seq, shape.batch)?,
         runs,
     })
 }

@@ -28,7 +28,7 @@ pub struct Rnn<T = f32> {
     gpu: Mutex<Option<Arc<GpuModel>>>,
     /// The host parameters changed since they were uploaded.
     gpu_stale: AtomicBool,
-    /// GPU inference with f16 weights (set by `with_f16` where the adapter has SHADER_F16).
+    /// GPU inference in f16 (set by `with_f16` where the adapter has SHADER_F16).
     f16: bool,
 }
 
@@ -172,13 +172,14 @@ impl<T: Real> Rnn<T> {
         Ok(model)
     }
 
-    /// GPU inference with f16 weights (W_ih and W_hh in f16, read into f32 arithmetic;
-    /// activations stay f32) where the adapter has SHADER_F16. Where it has not, the model
+    /// GPU inference in f16 where the adapter has SHADER_F16: W_ih, W_hh, the input, the gate
+    /// pre-activations and the layer outputs stored f16, arithmetic and the recurrent states
+    /// (h, c) f32. Where it has not, the model
     /// stays f32: `is_f16` says which. Training such a model is an error.
     pub fn with_f16(self) -> Result<Self> {
         let Some(context) = &self.context else {
             return Err(RnnError::Unsupported(
-                "f16 weights on the CPU backend (move the model to the GPU first)".into(),
+                "f16 on the CPU backend (move the model to the GPU first)".into(),
             ));
         };
         if !context.has_f16() {
@@ -193,7 +194,7 @@ impl<T: Real> Rnn<T> {
         Ok(model)
     }
 
-    /// Whether the GPU holds this model's weights in f16 (see `with_f16`).
+    /// Whether the GPU holds this model's weights and activations in f16 (see `with_f16`).
     pub fn is_f16(&self) -> bool {
         self.f16
     }
@@ -339,7 +340,7 @@ impl<T: Real> Rnn<T> {
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
         if keep_tape && self.f16 {
             return Err(RnnError::Unsupported(
-                "training a model with f16 weights (they are for inference)".into(),
+                "training an f16 model (f16 is for inference)".into(),
             ));
         }
         let checked = self.check_inputs(input, h0, c0)?;

@@ -43,7 +43,7 @@ pub struct BenchArgs {
     /// Time one streaming step (`--batch` streams, one time step each) instead.
     #[arg(long)]
     stream: bool,
-    /// Time the GPU forward with f16 weights beside f32 (and report parameter memory) instead.
+    /// Time the GPU forward in f16 beside f32 (and report parameter and activation memory) instead.
     #[arg(long, conflicts_with = "stream")]
     f16: bool,
 }
@@ -75,22 +75,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 serde_json::json!({"peer": concat!("rnn-wgpu ", env!("CARGO_PKG_VERSION")), "device": r.device, "cell": cell,
                     "input": shape.input, "hidden": shape.hidden, "layers": shape.layers, "batch": shape.batch, "seq": shape.seq,
                     "f16": r.f16, "forward_ms_f32": r.forward_ms_f32, "forward_ms_f16": r.forward_ms_f16,
-                    "param_bytes_f32": r.param_bytes_f32, "param_bytes_f16": r.param_bytes_f16, "runs": r.runs})
+                    "param_bytes_f32": r.param_bytes_f32, "param_bytes_f16": r.param_bytes_f16,
+                    "forward_bytes_f32": r.forward_bytes_f32, "forward_bytes_f16": r.forward_bytes_f16, "runs": r.runs})
             );
         } else {
             if !r.f16 {
-                println!(
-                    "note: {} has no SHADER_F16; the f16 run used f32 weights",
-                    r.device
-                );
+                println!("note: {} has no SHADER_F16; the f16 run was f32", r.device);
             }
             println!(
-                "{shape} on {}: forward f32 {:.3} ms, f16 weights {:.3} ms; parameter memory {} vs {} bytes, median of {}",
+                "{shape} on {}: forward f32 {:.3} ms, f16 {:.3} ms; parameter memory {} vs {} bytes, forward activations {} vs {} bytes, median of {}",
                 r.device,
                 r.forward_ms_f32,
                 r.forward_ms_f16,
                 r.param_bytes_f32,
                 r.param_bytes_f16,
+                r.forward_bytes_f32,
+                r.forward_bytes_f16,
                 r.runs
             );
         }

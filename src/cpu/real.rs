@@ -49,7 +49,7 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
     ) -> Result<StackGrads<Self>>;
 
     /// Puts a model's parameters on the GPU.
-    /// Puts a model's parameters on the GPU; `f16`: f16 weights for inference.
+    /// Puts a model's parameters on the GPU; `f16`: f16 weights and activations for inference.
     fn gpu_model(
         ctx: std::sync::Arc<GpuContext>,
         config: &RnnConfig,

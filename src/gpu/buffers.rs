@@ -1,4 +1,4 @@
-//! Buffer helpers: f32 storage buffers in and out, uniform buffers, readback.
+//! Buffer helpers: f32 and f16 storage buffers in and out, uniform buffers, readback.
 
 use wgpu::util::DeviceExt;
 
@@ -9,11 +9,34 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// How a buffer stores its values: f32, or f16 (f16 inference; arithmetic stays f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// Bytes `len` values take, rounded up to whole 4-byte words (copies move whole words) and
+    /// at least one word (zero-sized bindings are invalid).
+    pub fn bytes(self, len: usize) -> u64 {
+        let bytes = match self {
+            Precision::F32 => len * 4,
+            Precision::F16 => len * 2,
+        };
+        bytes.div_ceil(4).max(1) as u64 * 4
+    }
+}
+
 impl GpuContext {
     /// A storage buffer of `len` f32 zeros; `what` names it in a limit error.
     pub fn zeros(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
-        // Zero-sized bindings are invalid: keep one element.
-        let bytes = (len.max(1) * 4) as u64;
+        self.zeros_in(what, len, Precision::F32)
+    }
+
+    /// A storage buffer of `len` zeros stored in `precision`.
+    pub fn zeros_in(&self, what: &str, len: usize, precision: Precision) -> Result<wgpu::Buffer> {
+        let bytes = precision.bytes(len);
         self.check_buffer(what, bytes)?;
         self.checked(what, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -38,10 +61,12 @@ impl GpuContext {
         self.upload_bytes(what, bytemuck::cast_slice(&to_f16_words(data)))
     }
 
-    /// Overwrites the start of an f16 `buffer` with `data` rounded to f16.
-    pub fn write_f16(&self, buffer: &wgpu::Buffer, data: &[f32]) {
-        if !data.is_empty() {
-            self.write_bytes(buffer, bytemuck::cast_slice(&to_f16_words(data)));
+    /// Overwrites the start of a `buffer` stored in `precision` with `data`.
+    pub fn write_in(&self, buffer: &wgpu::Buffer, data: &[f32], precision: Precision) {
+        match precision {
+            Precision::F32 => self.write(buffer, data),
+            Precision::F16 if data.is_empty() => {}
+            Precision::F16 => self.write_bytes(buffer, bytemuck::cast_slice(&to_f16_words(data))),
         }
     }
 
@@ -92,22 +117,40 @@ impl GpuContext {
         })
     }
 
-    /// A buffer the host can map after a copy into it.
-    pub fn staging(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
-        self.checked(what, || {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(what),
-                size: (len.max(1) * 4) as u64,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
+    /// Records copies of `reads` into new buffers the host can map (for `read_staging` once
+    /// the encoder is submitted).
+    pub fn stage_copies(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        reads: &[Readback<'_>],
+    ) -> Result<Vec<wgpu::Buffer>> {
+        reads
+            .iter()
+            .map(|&(buffer, len, precision)| {
+                let bytes = precision.bytes(len);
+                let staging = self.checked("a readback buffer", || {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("readback"),
+                        size: bytes,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })?;
+                encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+                Ok(staging)
             })
-        })
+            .collect()
     }
 
-    /// Maps staging buffers (after their copies were submitted) and returns their contents.
-    pub fn read_staging(&self, buffers: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
+    /// Maps the buffers `stage_copies` made for `reads` (after the copies were submitted) and
+    /// returns their contents as f32, in order.
+    pub fn read_staging(
+        &self,
+        staging: &[wgpu::Buffer],
+        reads: &[Readback<'_>],
+    ) -> Result<Vec<Vec<f32>>> {
         let (sender, receiver) = std::sync::mpsc::channel();
-        for (i, (buffer, _)) in buffers.iter().enumerate() {
+        for (i, buffer) in staging.iter().enumerate() {
             let sender = sender.clone();
             buffer.map_async(wgpu::MapMode::Read, .., move |r| {
                 let _ = sender.send((i, r));
@@ -118,14 +161,21 @@ impl GpuContext {
         for (i, result) in receiver.iter() {
             result.map_err(|e| RnnError::Gpu(format!("reading back buffer {i}: {e}")))?;
         }
-        buffers
+        staging
             .iter()
-            .map(|(buffer, len)| {
+            .zip(reads)
+            .map(|(buffer, &(_, len, precision))| {
                 let data = buffer
                     .slice(..)
                     .get_mapped_range()
                     .map_err(|e| RnnError::Gpu(format!("mapping a readback buffer: {e}")))?;
-                let values = bytemuck::cast_slice::<u8, f32>(&data)[..*len].to_vec();
+                let values = match precision {
+                    Precision::F32 => bytemuck::cast_slice::<u8, f32>(&data)[..len].to_vec(),
+                    Precision::F16 => bytemuck::cast_slice::<u8, half::f16>(&data)[..len]
+                        .iter()
+                        .map(|v| v.to_f32())
+                        .collect(),
+                };
                 drop(data);
                 buffer.unmap();
                 Ok(values)
@@ -133,6 +183,9 @@ impl GpuContext {
             .collect()
     }
 }
+
+/// A buffer to read back: the buffer, how many values from its start, how they are stored.
+pub type Readback<'a> = (&'a wgpu::Buffer, usize, Precision);
 
 /// f32 -> f16 (round to nearest even), padded to an even count: buffers hold whole 4-byte words.
 fn to_f16_words(data: &[f32]) -> Vec<half::f16> {

@@ -28,11 +28,12 @@ use Binding::{Read, ReadWrite, Step, Uniform};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matmul,
-    /// `Matmul` with B in f16 (f16 weights); the other operands stay f32.
-    MatmulF16B,
+    /// `Matmul` with A, B and C in f16 (f16 inference); biases and arithmetic stay f32.
+    MatmulF16,
     ColumnSum,
     RnnForward,
-    /// The per-step forward with W_hh (transposed) in f16; likewise for LSTM and GRU.
+    /// The per-step forward with W_hh (transposed), gates and output in f16; likewise for LSTM
+    /// and GRU.
     RnnForwardF16,
     RnnForwardPersistent,
     RnnBackwardGates,
@@ -77,7 +78,7 @@ impl Kernel {
     /// (file name, WGSL source without the common prelude)
     fn file(self) -> (&'static str, &'static str) {
         match self {
-            Kernel::Matmul | Kernel::MatmulF16B => ("matmul.wgsl", MATMUL),
+            Kernel::Matmul | Kernel::MatmulF16 => ("matmul.wgsl", MATMUL),
             Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
             Kernel::RnnForward
             | Kernel::RnnForwardF16
@@ -98,7 +99,7 @@ impl Kernel {
     /// The preludes the source needs in front of it.
     fn preludes(self) -> &'static [&'static str] {
         match self {
-            Kernel::Matmul | Kernel::MatmulF16B | Kernel::ColumnSum => &[],
+            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum => &[],
             Kernel::HiddenBackward => &[COMMON],
             _ => &[COMMON, CELL, PERSISTENT, STEP_TILED],
         }
@@ -118,27 +119,28 @@ impl Kernel {
             Kernel::RnnBackwardGates | Kernel::LstmBackwardGates | Kernel::GruBackwardGates => {
                 "backward_gates"
             }
-            Kernel::Matmul | Kernel::MatmulF16B | Kernel::ColumnSum | Kernel::HiddenBackward => {
+            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum | Kernel::HiddenBackward => {
                 "main"
             }
         }
     }
 
-    /// The storage binding this variant holds in f16 (its source declares it `array<f32>` and
-    /// reads it through `f32(...)`, so one source serves both precisions).
-    pub fn f16_binding(self) -> Option<&'static str> {
-        match self {
-            Kernel::MatmulF16B => Some("b"),
-            Kernel::RnnForwardF16 | Kernel::LstmForwardF16 | Kernel::GruForwardF16 => {
-                Some("w_hh_t")
-            }
-            _ => None,
-        }
+    /// Whether this variant stores weights (`weight_t` in the sources) and activations
+    /// (`act_t`) in f16; the sources read them through `f32(...)` and write `act_t(...)`, so one
+    /// source serves both precisions, and arithmetic stays f32.
+    pub fn is_f16(self) -> bool {
+        matches!(
+            self,
+            Kernel::MatmulF16
+                | Kernel::RnnForwardF16
+                | Kernel::LstmForwardF16
+                | Kernel::GruForwardF16
+        )
     }
 
     pub fn bindings(self) -> &'static [Binding] {
         match self {
-            Kernel::Matmul | Kernel::MatmulF16B => MATMUL_BINDINGS,
+            Kernel::Matmul | Kernel::MatmulF16 => MATMUL_BINDINGS,
             Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
             Kernel::RnnForward
             | Kernel::RnnForwardF16
@@ -190,7 +192,7 @@ impl GpuContext {
                 allowed,
             });
         }
-        if kernel.f16_binding().is_some() && !self.has_f16() {
+        if kernel.is_f16() && !self.has_f16() {
             return Err(crate::error::RnnError::Unsupported(format!(
                 "kernel {kernel:?} on {} (the adapter has no SHADER_F16)",
                 self.info.name
@@ -218,20 +220,15 @@ impl GpuContext {
 
     fn compile(&self, kernel: Kernel) -> CompiledKernel {
         let (file, body) = kernel.file();
-        let mut source = kernel.preludes().join("\n");
+        let storage_types = if kernel.is_f16() {
+            "enable f16;\nalias weight_t = f16;\nalias act_t = f16;\n"
+        } else {
+            "alias weight_t = f32;\nalias act_t = f32;\n"
+        };
+        let mut source = String::from(storage_types);
+        source.push_str(&kernel.preludes().join("\n"));
         source.push('\n');
         source.push_str(body);
-        if let Some(name) = kernel.f16_binding() {
-            let f32_decl = format!("var<storage, read> {name}: array<f32>;");
-            debug_assert!(source.contains(&f32_decl), "{file} declares {name}");
-            source = format!(
-                "enable f16;\n{}",
-                source.replace(
-                    &f32_decl,
-                    &format!("var<storage, read> {name}: array<f16>;")
-                )
-            );
-        }
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

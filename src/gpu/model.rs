@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::{Array3, ArrayView3};
 
+use super::buffers::{Precision, Readback};
 use super::context::GpuContext;
 use super::params::GpuParams;
 use super::plan::{DispatchCount, ForwardVariant, Plan};
@@ -66,7 +67,7 @@ fn flat(x: ArrayView3<'_, f32>) -> Vec<f32> {
 }
 
 impl GpuModel {
-    /// Uploads `params`; with `f16`, for inference with f16 weights (the adapter must have
+    /// Uploads `params`; with `f16`, for inference in f16 (the adapter must have
     /// SHADER_F16: see `GpuContext::has_f16`).
     pub fn new(
         ctx: Arc<GpuContext>,
@@ -76,7 +77,7 @@ impl GpuModel {
     ) -> Result<Self> {
         if f16 && !ctx.has_f16() {
             return Err(RnnError::Unsupported(format!(
-                "f16 weights on {} (the adapter has no SHADER_F16)",
+                "f16 on {} (the adapter has no SHADER_F16)",
                 ctx.info.name
             )));
         }
@@ -96,7 +97,12 @@ impl GpuModel {
         self.params.bytes()
     }
 
-    /// Whether the weights are held in f16.
+    /// Bytes of the activation buffers a forward of (T = `seq`, B = `batch`) writes.
+    pub fn forward_bytes(&self, seq: usize, batch: usize) -> Result<u64> {
+        self.with_plan(seq, batch, |plan| Ok(plan.forward_bytes))
+    }
+
+    /// Whether the weights and activations are held in f16.
     pub fn is_f16(&self) -> bool {
         self.params.f16
     }
@@ -177,7 +183,7 @@ impl GpuModel {
         let ctx = &self.ctx;
         if self.params.f16 && upstream.is_some() {
             return Err(RnnError::Unsupported(
-                "training a model with f16 weights (they are for inference)".into(),
+                "training an f16 model (f16 is for inference)".into(),
             ));
         }
         let steps: Vec<u32> = match lengths {
@@ -185,7 +191,7 @@ impl GpuModel {
             None => vec![seq as u32; batch],
         };
         self.with_plan(seq, batch, |plan| {
-            ctx.write(&plan.input, &flat(input));
+            ctx.write_in(&plan.input, &flat(input), plan.activations);
             ctx.write_u32(&plan.lengths, &steps);
             ctx.write(&plan.h0, &flat(h0));
             if let Some(c0) = c0 {
@@ -212,13 +218,7 @@ impl GpuModel {
             } else {
                 Vec::new()
             };
-            let staging: Vec<wgpu::Buffer> = reads
-                .iter()
-                .map(|(_, len)| ctx.staging("readback", *len))
-                .collect::<Result<_>>()?;
-            for ((buffer, len), stage) in reads.iter().zip(&staging) {
-                encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, (*len * 4) as u64);
-            }
+            let staging = ctx.stage_copies(&mut encoder, &reads)?;
             ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
             {
                 let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -235,12 +235,7 @@ impl GpuModel {
                 ctx.wait()?;
                 return Ok((None, None, tape));
             }
-            let pairs: Vec<(&wgpu::Buffer, usize)> = staging
-                .iter()
-                .zip(&reads)
-                .map(|(s, (_, len))| (s, *len))
-                .collect();
-            let mut values = ctx.read_staging(&pairs)?.into_iter();
+            let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
             let (out, grads) =
                 self.unpack(&mut values, seq, batch, upstream.is_some(), need_input_grad);
             Ok((Some(out), grads, tape))
@@ -256,7 +251,7 @@ impl GpuModel {
     ) -> Result<StackGrads<f32>> {
         if self.params.f16 {
             return Err(RnnError::Unsupported(
-                "training a model with f16 weights (they are for inference)".into(),
+                "training an f16 model (f16 is for inference)".into(),
             ));
         }
         let ctx = &self.ctx;
@@ -269,19 +264,15 @@ impl GpuModel {
             self.write_upstream(plan, &upstream);
             let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rnn backward") });
             let backward = ctx.checked("recording the backward pass", || plan.record_backward(ctx, &mut encoder, need_input_grad))??;
-            let reads: Vec<(&wgpu::Buffer, usize)> = self.grad_list(plan, need_input_grad);
-            let staging: Vec<wgpu::Buffer> = reads.iter().map(|(_, len)| ctx.staging("readback", *len)).collect::<Result<_>>()?;
-            for ((buffer, len), stage) in reads.iter().zip(&staging) {
-                encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, (*len * 4) as u64);
-            }
+            let reads = self.grad_list(plan, need_input_grad);
+            let staging = ctx.stage_copies(&mut encoder, &reads)?;
             ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
             {
                 let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
                 stats.submissions += 1;
                 stats.last = DispatchCount { forward: 0, backward };
             }
-            let pairs: Vec<(&wgpu::Buffer, usize)> = staging.iter().zip(&reads).map(|(s, (_, len))| (s, *len)).collect();
-            let mut values = ctx.read_staging(&pairs)?.into_iter();
+            let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
             Ok(self.unpack_grads(&mut values, tape.seq, tape.batch, need_input_grad))
         })
     }
@@ -314,18 +305,19 @@ impl GpuModel {
         plan: &'p Plan,
         backward: bool,
         need_input_grad: bool,
-    ) -> Vec<(&'p wgpu::Buffer, usize)> {
+    ) -> Vec<Readback<'p>> {
         let cfg = &self.config;
         let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
         let mut list = vec![
             (
                 plan.outputs.last().expect("at least one layer"),
                 plan.seq * plan.batch * cfg.output_size(),
+                plan.activations,
             ),
-            (&plan.h_n, state_len),
+            (&plan.h_n, state_len, Precision::F32),
         ];
         if cfg.mode.has_cell_state() {
-            list.push((&plan.c_n, state_len));
+            list.push((&plan.c_n, state_len, Precision::F32));
         }
         if backward {
             list.extend(self.grad_list(plan, need_input_grad));
@@ -334,11 +326,7 @@ impl GpuModel {
     }
 
     /// Gradient buffers in the order `unpack_grads` takes them.
-    fn grad_list<'p>(
-        &'p self,
-        plan: &'p Plan,
-        need_input_grad: bool,
-    ) -> Vec<(&'p wgpu::Buffer, usize)> {
+    fn grad_list<'p>(&'p self, plan: &'p Plan, need_input_grad: bool) -> Vec<Readback<'p>> {
         let cfg = &self.config;
         let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
         let mut list = vec![(&plan.grad_h0, state_len)];
@@ -358,7 +346,10 @@ impl GpuModel {
                 list.push((&cell.grad_b_hh, gh));
             }
         }
-        list
+        // Gradients exist for f32 models only.
+        list.into_iter()
+            .map(|(buffer, len)| (buffer, len, Precision::F32))
+            .collect()
     }
 
     fn unpack(

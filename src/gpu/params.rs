@@ -1,5 +1,6 @@
 //! Parameters and their gradients, resident on the device for the model's lifetime.
 
+use super::buffers::Precision;
 use super::context::GpuContext;
 use crate::config::RnnConfig;
 use crate::error::Result;
@@ -116,8 +117,8 @@ impl GpuParams {
         for (gpu, cell) in self.cells.iter().zip(&params.cells) {
             let [w_ih, w_hh, w_hh_t, b_ih, b_hh] = host_data(cell);
             if self.f16 {
-                ctx.write_f16(&gpu.w_ih, &w_ih);
-                ctx.write_f16(&gpu.w_hh_t, &w_hh_t);
+                ctx.write_in(&gpu.w_ih, &w_ih, Precision::F16);
+                ctx.write_in(&gpu.w_hh_t, &w_hh_t, Precision::F16);
             } else {
                 ctx.write(&gpu.w_ih, &w_ih);
                 ctx.write(&gpu.w_hh, &w_hh);

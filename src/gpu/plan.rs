@@ -7,6 +7,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::buffers::Precision;
 use super::context::GpuContext;
 use super::kernels::{Kernel, STEP_UNIFORM_STRIDE};
 use super::params::GpuParams;
@@ -161,6 +162,9 @@ pub struct Plan {
     pub seq: usize,
     pub batch: usize,
     config: RnnConfig,
+    /// How the input, gates and layer outputs are stored: f16 for an f16 model (inference),
+    /// else f32. Recurrent states stay f32 (see `Plan::new`).
+    pub activations: Precision,
     /// (T, B, I)
     pub input: wgpu::Buffer,
     /// (L*D, B, H)
@@ -186,6 +190,8 @@ pub struct Plan {
     directions: Vec<DirectionPlan>,
     /// Bumped by every recorded forward: a tape from an older one is stale.
     pub generation: u64,
+    /// Bytes of the buffers a forward writes (input, gates, states, cells, layer outputs).
+    pub forward_bytes: u64,
     pub forward_variant: ForwardVariant,
 }
 
@@ -221,12 +227,16 @@ impl Plan {
                 allowed: max_groups as u64,
             });
         }
-        // f16 weights: the per-step kernels only (the persistent ones have no f16 variant).
+        // An f16 model: the per-step kernels only (the persistent ones have no f16 variant).
+        // Its input, gate pre-activations and layer outputs, the activations that grow with T,
+        // are stored f16. The recurrent states h and c stay f32: they carry every rounding on
+        // to the next step, and copies between state buffers move whole 4-byte words, which
+        // a (B, H) f16 slab with B*H odd is not.
         let f16 = params.f16;
-        let forward_variant = if f16 {
-            ForwardVariant::PerStep
+        let (forward_variant, activations) = if f16 {
+            (ForwardVariant::PerStep, Precision::F16)
         } else {
-            forward_variant
+            (forward_variant, Precision::F32)
         };
         let states_len = l * d * batch * h;
         let zeros = ctx.zeros("zeros", gh.max(h) * batch)?;
@@ -234,11 +244,12 @@ impl Plan {
             seq,
             batch,
             config: config.clone(),
-            input: ctx.zeros("input", rows * config.input_size)?,
+            activations,
+            input: ctx.zeros_in("input", rows * config.input_size, activations)?,
             h0: ctx.zeros("h0", states_len)?,
             c0: ctx.zeros("c0", states_len)?,
             outputs: (0..l)
-                .map(|_| ctx.zeros("layer output", rows * d * h))
+                .map(|_| ctx.zeros_in("layer output", rows * d * h, activations))
                 .collect::<Result<_>>()?,
             grad_output: ctx.zeros("grad_output", rows * d * h)?,
             grad_h_n: ctx.zeros("grad_h_n", states_len)?,
@@ -253,6 +264,7 @@ impl Plan {
             c_n: ctx.zeros("c_n", states_len)?,
             directions: Vec::new(),
             generation: 0,
+            forward_bytes: 0,
             forward_variant,
         };
         for layer in 0..l {
@@ -275,7 +287,7 @@ impl Plan {
                 } else {
                     (0..seq).collect()
                 };
-                let gates = ctx.zeros("gates", rows * gh)?;
+                let gates = ctx.zeros_in("gates", rows * gh, activations)?;
                 let states = ctx.zeros("states", (seq + 1) * batch * h)?;
                 let cells = (mode == Mode::Lstm)
                     .then(|| ctx.zeros("cells", (seq + 1) * batch * h))
@@ -289,6 +301,16 @@ impl Plan {
                 let direct = (mode == Mode::Gru)
                     .then(|| ctx.zeros("direct", batch * h))
                     .transpose()?;
+                plan.forward_bytes += [
+                    Some(&gates),
+                    Some(&states),
+                    cells.as_ref(),
+                    hidden_n.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(|b| b.size())
+                .sum::<u64>();
                 let dh_rec = ctx.zeros("dh_rec", batch * h)?;
                 let dc = (mode == Mode::Lstm)
                     .then(|| ctx.zeros("dc", batch * h))
@@ -336,8 +358,8 @@ impl Plan {
                     (&cell.b_ih, &cell.b_hh),
                 )?;
                 if f16 {
-                    // Same bindings, W_ih read as f16.
-                    projection.kernel = Kernel::MatmulF16B;
+                    // Same bindings: input, W_ih and gates stored f16.
+                    projection.kernel = Kernel::MatmulF16;
                 }
                 let output = &plan.outputs[layer];
                 // step_tiled.wgsl and hidden_backward.wgsl: TU units x TB rows per workgroup.
@@ -494,6 +516,8 @@ impl Plan {
                 });
             }
         }
+        plan.forward_bytes +=
+            plan.input.size() + plan.outputs.iter().map(|b| b.size()).sum::<u64>();
         // Compile every kernel now so that recording never does.
         for dir in &plan.directions {
             for kernel in [

@@ -4,6 +4,7 @@
 
 use ndarray::{Array2, Array3, ArrayView3};
 
+use super::buffers::Precision;
 use super::model::GpuModel;
 use crate::error::{Result, RnnError};
 
@@ -29,7 +30,8 @@ impl GpuModel {
         let cfg = self.config().clone();
         let width = cfg.output_size();
         self.with_plan(1, batch, |plan| {
-            ctx.write(&plan.input, &x.iter().copied().collect::<Vec<_>>());
+            let values: Vec<f32> = x.iter().copied().collect();
+            ctx.write_in(&plan.input, &values, plan.activations);
             if let Some((h0, c0)) = &start {
                 ctx.write(&plan.h0, &h0.iter().copied().collect::<Vec<_>>());
                 if let Some(c0) = c0 {
@@ -64,14 +66,14 @@ impl GpuModel {
                 plan.record_forward(&ctx, &mut encoder)
             })??;
             let output = plan.outputs.last().expect("at least one layer");
-            let staging = ctx.staging("stream output", batch * width)?;
-            encoder.copy_buffer_to_buffer(output, 0, &staging, 0, (batch * width * 4) as u64);
+            let reads = [(output, batch * width, plan.activations)];
+            let staging = ctx.stage_copies(&mut encoder, &reads)?;
             ctx.checked("submitting a stream step", || {
                 ctx.queue.submit([encoder.finish()])
             })?;
             self.count_submission();
             let values = ctx
-                .read_staging(&[(&staging, batch * width)])?
+                .read_staging(&staging, &reads)?
                 .pop()
                 .expect("one buffer");
             Ok(Array2::from_shape_vec((batch, width), values).expect("sized"))
@@ -90,19 +92,13 @@ impl GpuModel {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("stream state"),
                 });
-            let h = ctx.staging("stream h", len)?;
-            encoder.copy_buffer_to_buffer(&plan.h_n, 0, &h, 0, (len * 4) as u64);
-            let c = if cfg.mode.has_cell_state() {
-                let c = ctx.staging("stream c", len)?;
-                encoder.copy_buffer_to_buffer(&plan.c_n, 0, &c, 0, (len * 4) as u64);
-                Some(c)
-            } else {
-                None
-            };
+            let mut reads = vec![(&plan.h_n, len, Precision::F32)];
+            if cfg.mode.has_cell_state() {
+                reads.push((&plan.c_n, len, Precision::F32));
+            }
+            let staging = ctx.stage_copies(&mut encoder, &reads)?;
             ctx.queue.submit([encoder.finish()]);
-            let mut list = vec![(&h, len)];
-            list.extend(c.as_ref().map(|c| (c, len)));
-            let mut values = ctx.read_staging(&list)?.into_iter();
+            let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
             let h = Array3::from_shape_vec(dims, values.next().expect("h")).expect("sized");
             let c = values
                 .next()
