@@ -1,16 +1,19 @@
 //! Time-series regression (the seed notes' application): an LSTM reads a look-back window of the
 //! airline passengers series and predicts the next month, trained with MSE and Adam. The model
-//! works on monthly log-changes (the series grows and its seasonal swing grows with it, so raw
-//! values in the test years lie outside anything seen in training). Reports the test RMSE in
-//! thousands of passengers beside the naive last-value forecast, and plots prediction vs truth.
+//! works on monthly log-changes, standardised (the series grows and its seasonal swing grows
+//! with it, so raw values in the test years lie outside anything seen in training). Reports the
+//! test RMSE in thousands of passengers beside the naive last-value forecast, plots prediction
+//! vs truth, and saves a checkpoint that `rnn-wgpu run` applies to the CSV.
 //!
 //!     cargo run --release --example timeseries
+//!     cargo run --release -- run --checkpoint runs/timeseries/model.safetensors --input data/airline_passengers.csv
 
 use ndarray::{Array2, Array3};
-use rnn_wgpu::nn::{Linear, ManyToOne, mse};
+use rnn_wgpu::nn::mse;
 use rnn_wgpu::optim::Adam;
 use rnn_wgpu::plot::{Series, write_chart_svg};
-use rnn_wgpu::{Mode, Rnn, RnnConfig, RnnError};
+use rnn_wgpu::regression::{ColumnTransform, Forecaster, RegressionSpec, Regressor};
+use rnn_wgpu::{Mode, RnnError};
 
 const LOOK_BACK: usize = 12;
 const TEST_MONTHS: usize = 36;
@@ -38,50 +41,58 @@ fn main() -> rnn_wgpu::Result<()> {
         env!("CARGO_MANIFEST_DIR"),
         "/data/airline_passengers.csv"
     ))?;
-    // d[i] = log p[i+1] - log p[i]: what the model predicts, scaled to unit spread.
-    let changes: Vec<f64> = passengers.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
-    let first_test = passengers.len() - TEST_MONTHS; // index into passengers of the first test month
-    let train_changes = &changes[..first_test - 1];
-    let scale = train_changes.iter().map(|d| d * d).sum::<f64>().sqrt()
-        / (train_changes.len() as f64).sqrt();
-    let scaled: Vec<f32> = changes.iter().map(|d| (d / scale) as f32).collect();
+    let first_test = passengers.len() - TEST_MONTHS; // index of the first test month
+    // Month i's input: log(p[i] / p[i-1]), standardised on the training months.
+    let change = ColumnTransform::fit("passengers", true, &passengers[..first_test])?;
+    let spec = RegressionSpec {
+        mode: Mode::Lstm,
+        hidden: 32,
+        layers: 1,
+        look_back: LOOK_BACK,
+        inputs: vec![change.clone()],
+        target: change,
+    };
+    let mut regressor = Regressor::new(spec, 3)?;
+    let table: Vec<Vec<f64>> = passengers.iter().map(|&p| vec![p]).collect();
+    // changes[k]: month k+1's change (month 0 has none).
+    let (first_row, changes) = regressor.encode_inputs(&table)?;
+    assert_eq!(first_row, 1);
 
-    // Sample k: the LOOK_BACK changes before change k, predicting change k.
-    let window =
-        |k: usize| Array3::from_shape_fn((LOOK_BACK, 1, 1), |(t, _, _)| scaled[k - LOOK_BACK + t]);
+    // Sample k: the LOOK_BACK changes before change k, predicting change k; every target
+    // month before the test years.
     let train_targets: Vec<usize> = (LOOK_BACK..first_test - 1).collect();
-    let hidden = 32;
-    let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 1, hidden), 3)?;
-    let mut model = ManyToOne::new(rnn, Linear::new(hidden, 1, 4))?;
+    let b = train_targets.len();
+    let x = Array3::from_shape_fn((LOOK_BACK, b, 1), |(t, i, _)| {
+        changes[train_targets[i] - LOOK_BACK + t][0]
+    });
+    let y = Array2::from_shape_fn((b, 1), |(i, _)| changes[train_targets[i]][0]);
     let mut adam = Adam::new(3e-3);
     for epoch in 1..=150 {
         // One batch of every training window: (T, B, 1).
-        let b = train_targets.len();
-        let x = Array3::from_shape_fn((LOOK_BACK, b, 1), |(t, i, _)| {
-            window(train_targets[i])[[t, 0, 0]]
-        });
-        let y = Array2::from_shape_fn((b, 1), |(i, _)| scaled[train_targets[i]]);
-        let loss = model.train_step(
+        let loss = regressor.model.train_step(
             x.view(),
             |prediction| mse(prediction, y.view()),
             &mut adam,
             None,
         )?;
         if epoch % 30 == 0 {
-            println!("epoch {epoch:3}  training MSE (scaled log-changes) {loss:.4}");
+            println!("epoch {epoch:3}  training MSE (standardised log-changes) {loss:.4}");
         }
     }
 
-    // One-step-ahead forecasts of the test months from the true history.
+    // One-step-ahead forecasts, reading the series month by month as `rnn-wgpu run` does;
+    // scored on the test months.
     let (mut model_sq, mut naive_sq) = (0.0, 0.0);
     let mut predicted = Vec::new();
-    for month in first_test..passengers.len() {
-        let k = month - 1; // change k leads from month-1 to month
-        let change = model.predict(window(k).view())?[[0, 0]] as f64 * scale;
-        let forecast = passengers[month - 1] * change.exp();
-        model_sq += (forecast - passengers[month]).powi(2);
-        naive_sq += (passengers[month - 1] - passengers[month]).powi(2);
-        predicted.push((month as f64, forecast));
+    let mut forecaster = Forecaster::new(&regressor);
+    for (month, &p) in passengers.iter().enumerate().take(passengers.len() - 1) {
+        let next = month + 1;
+        let forecast = forecaster.push(vec![p])?;
+        if let (Some(forecast), true) = (forecast, next >= first_test) {
+            model_sq += (forecast - passengers[next]).powi(2);
+            naive_sq += (p - passengers[next]).powi(2);
+            predicted.push((next as f64, forecast));
+        }
     }
     let (model_rmse, naive_rmse) = (
         (model_sq / TEST_MONTHS as f64).sqrt(),
@@ -90,6 +101,13 @@ fn main() -> rnn_wgpu::Result<()> {
     println!(
         "test RMSE over the last {TEST_MONTHS} months: LSTM {model_rmse:.1}, naive last value {naive_rmse:.1} (thousands of passengers)"
     );
+    let checkpoint = std::path::Path::new("runs/timeseries/model.safetensors");
+    std::fs::create_dir_all("runs/timeseries").map_err(|e| RnnError::File {
+        path: "runs/timeseries".into(),
+        message: e.to_string(),
+    })?;
+    regressor.save(checkpoint)?;
+    println!("checkpoint: {}", checkpoint.display());
     let history: Vec<(f64, f64)> = passengers
         .iter()
         .enumerate()

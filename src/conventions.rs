@@ -128,3 +128,22 @@ pub fn param_name(kind: ParamKind, layer: usize, reverse: bool) -> String {
 pub fn init_bound(hidden_size: usize) -> f64 {
     1.0 / (hidden_size as f64).sqrt()
 }
+
+/// Serialised as its name (`"LSTM"`), as in checkpoint metadata.
+impl serde::Serialize for Mode {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -29,6 +29,7 @@ pub mod optim;
 pub mod params;
 pub mod parity;
 pub mod plot;
+pub mod regression;
 pub mod stream;
 pub mod tensor_file;
 pub mod train;

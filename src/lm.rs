@@ -13,6 +13,7 @@ use crate::nn::{Linear, cross_entropy};
 use crate::params::RnnParams;
 
 /// Head parameter names, after the stack's PyTorch names.
+pub const HEAD: &str = "head";
 pub const HEAD_WEIGHT: &str = "head.weight";
 pub const HEAD_BIAS: &str = "head.bias";
 
@@ -86,29 +87,10 @@ impl CharLm {
     ) -> Result<Self> {
         let params = RnnParams::from_lookup(&config, &mut lookup)?;
         let (vocab, hidden) = (config.input_size, config.hidden_size);
-        let mut tensor = |name: &str, shape: &[usize]| -> Result<ArrayD<f32>> {
-            let t = lookup(name)?.ok_or_else(|| RnnError::MissingTensor {
-                name: name.into(),
-                expected: crate::error::shape_string(shape),
-            })?;
-            if t.shape() != shape {
-                return Err(RnnError::Shape {
-                    tensor: name.into(),
-                    expected: crate::error::shape_string(shape),
-                    got: t.shape().to_vec(),
-                });
-            }
-            Ok(t)
-        };
-        let weight = tensor(HEAD_WEIGHT, &[vocab, hidden])?
-            .into_dimensionality()
-            .expect("checked");
-        let bias = tensor(HEAD_BIAS, &[vocab])?
-            .into_dimensionality()
-            .expect("checked");
+        let head = Linear::from_lookup(HEAD, (hidden, vocab), lookup)?;
         Ok(CharLm {
             rnn: Rnn::from_params(config, params)?,
-            head: Linear { weight, bias },
+            head,
         })
     }
 

@@ -246,3 +246,88 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
     child.wait().expect("exits");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A regression checkpoint whose forecasts follow by hand: a ReLU RNN with one unit,
+/// h_t = relu(v_t + 0.5 h_{t-1}) from zero at each 2-row window, head y = h, target w = 2 y + 10.
+fn write_relu_regressor(path: &std::path::Path) {
+    use ndarray::{Array1, Array2};
+    use rnn_wgpu::nn::{Linear, ManyToOne};
+    use rnn_wgpu::regression::{ColumnTransform, RegressionSpec, Regressor};
+    use rnn_wgpu::{Mode, Rnn, RnnParams};
+    let plain = |column: &str, mean: f64, std: f64| ColumnTransform {
+        column: column.into(),
+        log_change: false,
+        mean,
+        std,
+    };
+    let spec = RegressionSpec {
+        mode: Mode::RnnRelu,
+        hidden: 1,
+        layers: 1,
+        look_back: 2,
+        inputs: vec![plain("v", 0.0, 1.0)],
+        target: plain("w", 10.0, 2.0),
+    };
+    let config = spec.rnn_config();
+    let mut params = RnnParams::<f32>::zeros(&config);
+    params.cells[0].weight_ih = Array2::from_elem((1, 1), 1.0);
+    params.cells[0].weight_hh = Array2::from_elem((1, 1), 0.5);
+    let head = Linear {
+        weight: Array2::from_elem((1, 1), 1.0),
+        bias: Array1::zeros(1),
+    };
+    let model = ManyToOne::new(Rnn::from_params(config, params).unwrap(), head).unwrap();
+    Regressor { spec, model }.save(path).unwrap();
+}
+
+#[test]
+fn run_forecasts_csv_rows_with_a_regression_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-run-csv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("model.safetensors");
+    write_relu_regressor(&checkpoint);
+    // Columns in another order than the model's, plus one it does not read.
+    let csv = dir.join("rows.csv");
+    std::fs::write(&csv, "w,note,v\n1,a,1\n1,b,2\n16,c,-3\n10,d,4\n18,e,5\n").unwrap();
+    let (ck, input) = (checkpoint.to_str().unwrap(), csv.to_str().unwrap());
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && common::gpu().is_none() {
+            continue;
+        }
+        let out = rnn_wgpu(&["run", "--checkpoint", ck, "--input", input, "--backend", backend]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines[0], "row,forecast_w");
+        // After rows 1..4: y = relu(2 + 0.5), relu(-3 + 1), relu(4 + 0), relu(5 + 2) -> w = 2y + 10.
+        let forecasts: Vec<(usize, f64)> = lines[1..5]
+            .iter()
+            .map(|l| {
+                let (row, value) = l.split_once(',').unwrap();
+                (row.parse().unwrap(), value.parse().unwrap())
+            })
+            .collect();
+        for ((row, got), (want_row, want)) in
+            forecasts.iter().zip([(2, 15.0), (3, 10.0), (4, 18.0), (5, 24.0)])
+        {
+            assert_eq!(*row, want_row, "{backend}: {stdout}");
+            assert!((got - want).abs() < 1e-5, "{backend} row {row}: {got} vs {want}");
+        }
+        // Scored on rows 2..4: errors 1, 0, 0; naive (last w) errors 15, 6, 8.
+        let want = format!(
+            "rmse={:.4} over 3 forecasts (naive last value: {:.4})",
+            (1.0f64 / 3.0).sqrt(),
+            (325.0f64 / 3.0).sqrt()
+        );
+        assert_eq!(lines[5], want, "{backend}");
+    }
+
+    // A CSV without a column the model reads: one line naming it, non-zero exit.
+    std::fs::write(&csv, "v,x\n1,2\n").unwrap();
+    let out = rnn_wgpu(&["run", "--checkpoint", ck, "--input", input]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no column 'w'"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

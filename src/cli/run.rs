@@ -1,6 +1,9 @@
-//! `rnn-wgpu run`: applies a trained character model to a text file, streaming as it reads: for
-//! every character the model's most likely next character is printed as soon as it is computed,
-//! and the file's mean cross-entropy per character at the end.
+//! `rnn-wgpu run`: applies a checkpoint to a file, streaming as it reads.
+//! A character model reads text: for every character the model's most likely next character is
+//! printed as soon as it is computed, and the file's mean cross-entropy per character at the end.
+//! A regression model reads CSV rows: after each row, once a look-back window is full, the
+//! forecast of the target's next value; at the end its RMSE against the rows that followed,
+//! beside the naive last-value forecast's.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +15,8 @@ use ndarray::Array2;
 use rnn_wgpu::checkpoint::Checkpoint;
 use rnn_wgpu::data::CharCorpus;
 use rnn_wgpu::lm::one_hot;
+use rnn_wgpu::regression::{self, Forecaster, Regressor};
+use rnn_wgpu::tensor_file::TensorFile;
 use rnn_wgpu::{Result, RnnError};
 
 use super::BackendArg;
@@ -20,7 +25,8 @@ use super::BackendArg;
 pub struct RunArgs {
     #[arg(long, default_value = "runs/char_lm/checkpoint.safetensors")]
     checkpoint: PathBuf,
-    /// Text to read, one character at a time
+    /// Text to read one character at a time (character model), or CSV with a header row to
+    /// read one row at a time (regression model)
     #[arg(long)]
     input: PathBuf,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -28,6 +34,14 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let file = TensorFile::read(&args.checkpoint)?;
+    if file.meta("format")? == regression::FORMAT {
+        return run_regression(&Regressor::from_file(&file)?, &args);
+    }
+    run_char_model(&args)
+}
+
+fn run_char_model(args: &RunArgs) -> Result<ExitCode> {
     let ck = Checkpoint::load(&args.checkpoint)?;
     let text = std::fs::read_to_string(&args.input).map_err(|e| RnnError::File {
         path: args.input.clone(),
@@ -65,6 +79,91 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             "loss={:.4} nats/char over {count} predictions (perplexity {:.2})",
             total / count as f64,
             (total / count as f64).exp()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_regression(regressor: &Regressor, args: &RunArgs) -> Result<ExitCode> {
+    let csv_error = |message: String| RnnError::File {
+        path: args.input.clone(),
+        message,
+    };
+    let mut reader = csv::Reader::from_path(&args.input)
+        .map_err(|e| csv_error(format!("cannot read CSV: {e}")))?;
+    let header = reader
+        .headers()
+        .map_err(|e| csv_error(format!("CSV header: {e}")))?
+        .clone();
+    let columns = regressor.spec.columns();
+    let at: Vec<usize> = columns
+        .iter()
+        .map(|name| {
+            header
+                .iter()
+                .position(|h| h.trim() == *name)
+                .ok_or_else(|| {
+                    csv_error(format!(
+                        "no column '{name}' (the model reads {}; the file has {})",
+                        columns.join(", "),
+                        header.iter().collect::<Vec<_>>().join(", ")
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let rnn = regressor
+        .model
+        .rnn
+        .clone()
+        .with_backend(args.backend.into())?;
+    let regressor = Regressor {
+        spec: regressor.spec.clone(),
+        model: rnn_wgpu::nn::ManyToOne::new(rnn, regressor.model.head.clone())?,
+    };
+    let target_column = columns
+        .iter()
+        .position(|c| *c == regressor.spec.target.column)
+        .expect("columns() holds the target");
+    let mut forecaster = Forecaster::new(&regressor);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "row,forecast_{}", regressor.spec.target.column);
+    // (forecast, last value) for the row to come, and the squared errors so far.
+    let mut pending: Option<(f64, f64)> = None;
+    let (mut model_sq, mut naive_sq, mut scored) = (0.0, 0.0, 0usize);
+    for (row_index, record) in reader.records().enumerate() {
+        let line = row_index + 2; // 1-based, after the header
+        let record = record.map_err(|e| csv_error(format!("line {line}: {e}")))?;
+        let row: Vec<f64> = at
+            .iter()
+            .zip(&columns)
+            .map(|(&i, name)| {
+                let field = record.get(i).unwrap_or("").trim();
+                field.parse().map_err(|_| {
+                    csv_error(format!(
+                        "line {line}, column '{name}': not a number: {field:?}"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let actual = row[target_column];
+        if let Some((forecast, last)) = pending.take() {
+            model_sq += (forecast - actual).powi(2);
+            naive_sq += (last - actual).powi(2);
+            scored += 1;
+        }
+        if let Some(forecast) = forecaster.push(row)? {
+            // The forecast is for the next data row.
+            let _ = writeln!(out, "{},{forecast}", row_index + 1);
+            let _ = out.flush();
+            pending = Some((forecast, actual));
+        }
+    }
+    if scored > 0 {
+        let _ = writeln!(
+            out,
+            "rmse={:.4} over {scored} forecasts (naive last value: {:.4})",
+            (model_sq / scored as f64).sqrt(),
+            (naive_sq / scored as f64).sqrt()
         );
     }
     Ok(ExitCode::SUCCESS)

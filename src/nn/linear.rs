@@ -1,10 +1,11 @@
 //! `torch.nn.Linear`: y = x W^T + b over rows.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::cpu::matmul::matmul;
+use crate::error::{Result, RnnError, shape_string};
 
 /// weight (out, in), bias (out)
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +41,35 @@ impl Linear {
             weight: Array2::from_shape_simple_fn((outputs, inputs), &mut draw),
             bias: Array1::from_shape_simple_fn(outputs, &mut draw),
         }
+    }
+
+    /// `{prefix}.weight` (out, in) and `{prefix}.bias` (out) from `lookup`, as PyTorch names
+    /// them in a `state_dict`; a missing tensor or a wrong shape is an error naming it.
+    pub fn from_lookup(
+        prefix: &str,
+        (inputs, outputs): (usize, usize),
+        mut lookup: impl FnMut(&str) -> Result<Option<ArrayD<f32>>>,
+    ) -> Result<Self> {
+        let mut tensor = |name: String, shape: &[usize]| -> Result<ArrayD<f32>> {
+            let t = lookup(&name)?.ok_or_else(|| RnnError::MissingTensor {
+                name: name.clone(),
+                expected: shape_string(shape),
+            })?;
+            if t.shape() != shape {
+                return Err(RnnError::Shape {
+                    tensor: name,
+                    expected: shape_string(shape),
+                    got: t.shape().to_vec(),
+                });
+            }
+            Ok(t)
+        };
+        let weight = tensor(format!("{prefix}.weight"), &[outputs, inputs])?;
+        let bias = tensor(format!("{prefix}.bias"), &[outputs])?;
+        Ok(Linear {
+            weight: weight.into_dimensionality().expect("checked"),
+            bias: bias.into_dimensionality().expect("checked"),
+        })
     }
 
     /// weight and bias data, mutable, in `named_parameters()` order (for the optimizer).
