@@ -1,5 +1,6 @@
 //! Buffer helpers: f32 and f16 storage buffers in and out, uniform buffers, readback.
 
+use half::slice::HalfFloatSliceExt;
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
@@ -171,10 +172,12 @@ impl GpuContext {
                     .map_err(|e| RnnError::Gpu(format!("mapping a readback buffer: {e}")))?;
                 let values = match precision {
                     Precision::F32 => bytemuck::cast_slice::<u8, f32>(&data)[..len].to_vec(),
-                    Precision::F16 => bytemuck::cast_slice::<u8, half::f16>(&data)[..len]
-                        .iter()
-                        .map(|v| v.to_f32())
-                        .collect(),
+                    Precision::F16 => {
+                        let mut values = vec![0.0f32; len];
+                        bytemuck::cast_slice::<u8, half::f16>(&data)[..len]
+                            .convert_to_f32_slice(&mut values);
+                        values
+                    }
                 };
                 drop(data);
                 buffer.unmap();
@@ -188,10 +191,10 @@ impl GpuContext {
 pub type Readback<'a> = (&'a wgpu::Buffer, usize, Precision);
 
 /// f32 -> f16 (round to nearest even), padded to an even count: buffers hold whole 4-byte words.
+/// The slice conversion runs 8 values per F16C instruction where the CPU has it; one value per
+/// call was the largest cost of an f16 forward with a wide input (BENCHMARKS.md).
 fn to_f16_words(data: &[f32]) -> Vec<half::f16> {
-    let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
-    if halves.len() % 2 == 1 || halves.is_empty() {
-        halves.push(half::f16::ZERO);
-    }
+    let mut halves = vec![half::f16::ZERO; data.len().div_ceil(2).max(1) * 2];
+    halves[..data.len()].convert_from_f32_slice(data);
     halves
 }
