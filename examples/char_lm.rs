@@ -6,7 +6,7 @@
 use ndarray::Array2;
 use rnn_wgpu::checkpoint::LmSpec;
 use rnn_wgpu::data::CharCorpus;
-use rnn_wgpu::train::{TrainOptions, train_char_lm};
+use rnn_wgpu::train::{Batching, TrainOptions, train_char_lm};
 use rnn_wgpu::{Backend, Mode};
 
 fn main() -> rnn_wgpu::Result<()> {
@@ -32,6 +32,7 @@ fn main() -> rnn_wgpu::Result<()> {
         steps: None,
         seconds: Some(seconds),
         backend: Backend::Cpu,
+        batching: Batching::Sequential,
         seed: 0,
         checkpoint_every: 0,
         checkpoint: None,

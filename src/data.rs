@@ -1,8 +1,11 @@
-//! Character corpora: the vocabulary, the 90/10 split, and the batches of truncated BPTT.
+//! Character corpora: the vocabulary, the 90/10 split, and the training batches: sequential
+//! (truncated BPTT) or random windows.
 
 use std::path::Path;
 
 use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 use crate::error::{Result, RnnError};
 
@@ -104,6 +107,78 @@ impl SequentialBatches {
     }
 }
 
+/// Random batches: each batch is B windows of T + 1 characters at random offsets of the
+/// training text, each from a zero state (nothing to carry between unrelated windows). Batch k's
+/// offsets come from (seed, k) alone, so a resumed run draws what an uninterrupted one would.
+#[derive(Clone, Debug)]
+pub struct RandomBatches {
+    ids: Vec<usize>,
+    batch: usize,
+    seq: usize,
+    seed: u64,
+}
+
+impl RandomBatches {
+    pub fn new(ids: &[usize], batch: usize, seq: usize, seed: u64) -> Result<Self> {
+        if batch == 0 || seq == 0 || ids.len() < seq + 1 {
+            return Err(RnnError::Config(format!(
+                "a training text of {} characters is too short for windows of {} characters",
+                ids.len(),
+                seq + 1
+            )));
+        }
+        Ok(RandomBatches {
+            ids: ids.to_vec(),
+            batch,
+            seq,
+            seed,
+        })
+    }
+
+    /// Batch number `step`: inputs and targets (T, B).
+    pub fn get(&self, step: usize) -> (Array2<usize>, Array2<usize>) {
+        // One generator per step, keyed by (seed, step): SplitMix-style mixing keeps nearby
+        // steps' streams unrelated.
+        let key = self.seed
+            ^ (step as u64)
+                .wrapping_add(1)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(key);
+        let last_start = self.ids.len() - (self.seq + 1);
+        let starts: Vec<usize> = (0..self.batch)
+            .map(|_| rng.random_range(0..=last_start))
+            .collect();
+        let inputs =
+            Array2::from_shape_fn((self.seq, self.batch), |(t, b)| self.ids[starts[b] + t]);
+        let targets =
+            Array2::from_shape_fn((self.seq, self.batch), |(t, b)| self.ids[starts[b] + t + 1]);
+        (inputs, targets)
+    }
+}
+
+/// How training cuts the text into batches.
+#[derive(Clone, Debug)]
+pub enum Batches {
+    /// Truncated BPTT: the state carried from batch to batch, the gradient cut.
+    Sequential(SequentialBatches),
+    /// Independent windows, each from a zero state.
+    Random(RandomBatches),
+}
+
+impl Batches {
+    /// Batch number `step`: inputs and targets (T, B), and whether the recurrent state must
+    /// start from zero (a new pass of sequential batches; every random batch).
+    pub fn get(&self, step: usize) -> (Array2<usize>, Array2<usize>, bool) {
+        match self {
+            Batches::Sequential(b) => b.get(step),
+            Batches::Random(b) => {
+                let (inputs, targets) = b.get(step);
+                (inputs, targets, true)
+            }
+        }
+    }
+}
+
 /// Validation windows: consecutive windows of `seq` + 1 characters (inputs and shifted
 /// targets), each evaluated from a zero state; the tail shorter than a window is dropped.
 pub fn validation_windows(ids: &[usize], seq: usize) -> Vec<&[usize]> {
@@ -127,6 +202,29 @@ mod tests {
         assert_eq!(x1.column(0).to_vec(), vec![0, 1, 2]);
         assert_eq!(x0.column(1).to_vec(), vec![1, 2, 0]); // stream 1 starts at id 10
         assert!(batches.get(3).2); // a new pass
+    }
+
+    #[test]
+    fn random_batches_are_text_windows_drawn_again_for_the_same_step() {
+        let ids: Vec<usize> = (0..1000).collect();
+        let batches = Batches::Random(RandomBatches::new(&ids, 8, 5, 7).unwrap());
+        let (x, y, reset) = batches.get(3);
+        assert!(reset, "a random batch starts from zero");
+        assert_eq!(x.dim(), (5, 8));
+        for b in 0..8 {
+            // ids are positions: a window is consecutive, its targets one ahead.
+            let start = x[[0, b]];
+            assert!(start + 5 < 1000);
+            for t in 0..5 {
+                assert_eq!(x[[t, b]], start + t);
+                assert_eq!(y[[t, b]], start + t + 1);
+            }
+        }
+        assert_eq!(batches.get(3).0, x, "step 3 again: the same windows");
+        assert_ne!(batches.get(4).0, x, "another step: other windows");
+        let other_seed = RandomBatches::new(&ids, 8, 5, 8).unwrap();
+        assert_ne!(other_seed.get(3).0, x, "another seed: other windows");
+        assert!(RandomBatches::new(&ids[..5], 1, 5, 0).is_err());
     }
 
     #[test]

@@ -10,11 +10,27 @@ use ndarray::Array2;
 
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, LmSpec};
-use crate::data::{CharCorpus, SequentialBatches, validation_windows};
+use crate::data::{Batches, CharCorpus, RandomBatches, SequentialBatches, validation_windows};
 use crate::error::Result;
 use crate::lm::{CharLm, LmState};
 use crate::nn::cross_entropy;
 use crate::optim::{Adam, Optimizer, clip_and_step};
+
+/// How the training text is cut into batches (see `data::Batches`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batching {
+    Sequential,
+    Random,
+}
+
+impl Batching {
+    pub fn name(self) -> &'static str {
+        match self {
+            Batching::Sequential => "sequential",
+            Batching::Random => "random",
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -28,6 +44,8 @@ pub struct TrainOptions {
     /// Stop when this much wall-clock time has passed in this run.
     pub seconds: Option<f64>,
     pub backend: Backend,
+    /// Sequential batches carry the state (truncated BPTT); random ones start from zero.
+    pub batching: Batching,
     pub seed: u64,
     pub checkpoint_every: usize,
     /// Where checkpoints go; none are written without it.
@@ -42,6 +60,7 @@ impl TrainOptions {
             ("batch", self.batch.to_string()),
             ("clip", self.clip.to_string()),
             ("seed", self.seed.to_string()),
+            ("batching", self.batching.name().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -75,7 +94,14 @@ pub fn train_char_lm(
     mut on_step: impl FnMut(&StepReport),
 ) -> Result<TrainReport> {
     let (train_ids, val_ids) = corpus.split();
-    let batches = SequentialBatches::new(train_ids, opts.batch, opts.seq)?;
+    let batches = match opts.batching {
+        Batching::Sequential => {
+            Batches::Sequential(SequentialBatches::new(train_ids, opts.batch, opts.seq)?)
+        }
+        Batching::Random => Batches::Random(RandomBatches::new(
+            train_ids, opts.batch, opts.seq, opts.seed,
+        )?),
+    };
     if validation_windows(val_ids, opts.seq).is_empty() {
         return Err(crate::error::RnnError::Config(format!(
             "the validation text ({} characters, the last 10%) is shorter than one window of {} characters",

@@ -294,7 +294,15 @@ fn run_forecasts_csv_rows_with_a_regression_checkpoint() {
         if backend == "gpu" && common::gpu().is_none() {
             continue;
         }
-        let out = rnn_wgpu(&["run", "--checkpoint", ck, "--input", input, "--backend", backend]);
+        let out = rnn_wgpu(&[
+            "run",
+            "--checkpoint",
+            ck,
+            "--input",
+            input,
+            "--backend",
+            backend,
+        ]);
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
         let lines: Vec<&str> = stdout.lines().collect();
@@ -308,10 +316,15 @@ fn run_forecasts_csv_rows_with_a_regression_checkpoint() {
             })
             .collect();
         for ((row, got), (want_row, want)) in
-            forecasts.iter().zip([(2, 15.0), (3, 10.0), (4, 18.0), (5, 24.0)])
+            forecasts
+                .iter()
+                .zip([(2, 15.0), (3, 10.0), (4, 18.0), (5, 24.0)])
         {
             assert_eq!(*row, want_row, "{backend}: {stdout}");
-            assert!((got - want).abs() < 1e-5, "{backend} row {row}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{backend} row {row}: {got} vs {want}"
+            );
         }
         // Scored on rows 2..4: errors 1, 0, 0; naive (last w) errors 15, 6, 8.
         let want = format!(

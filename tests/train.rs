@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rnn_wgpu::checkpoint::{Checkpoint, LmSpec};
 use rnn_wgpu::data::CharCorpus;
-use rnn_wgpu::train::{TrainOptions, train_char_lm};
+use rnn_wgpu::train::{Batching, TrainOptions, train_char_lm};
 use rnn_wgpu::{Backend, Mode};
 
 /// A text with an obvious pattern, long enough for a 90/10 split and a few batches.
@@ -30,6 +30,7 @@ fn options(corpus: &CharCorpus, steps: usize, checkpoint: Option<PathBuf>) -> Tr
         steps: Some(steps),
         seconds: None,
         backend: Backend::Cpu,
+        batching: Batching::Sequential,
         seed: 7,
         checkpoint_every: 5,
         checkpoint,
@@ -62,35 +63,41 @@ fn the_loss_falls_on_a_learnable_text() {
 
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one() {
+    resumed_equals_uninterrupted(Batching::Sequential);
+}
+
+#[test]
+fn a_resumed_run_of_random_batches_equals_an_uninterrupted_one() {
+    resumed_equals_uninterrupted(Batching::Random);
+}
+
+fn resumed_equals_uninterrupted(batching: Batching) {
     let corpus = corpus();
-    let (straight, split) = (temp("straight"), temp("split"));
-    train_char_lm(
-        &corpus,
-        &options(&corpus, 12, Some(straight.clone())),
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let name = batching.name();
+    let (straight, split) = (
+        temp(&format!("straight-{name}")),
+        temp(&format!("split-{name}")),
+    );
+    let options = |steps: usize, checkpoint: Option<PathBuf>| TrainOptions {
+        batching,
+        ..options(&corpus, steps, checkpoint)
+    };
+    train_char_lm(&corpus, &options(12, Some(straight.clone())), None, |_| {}).unwrap();
     // A run killed during step 7: what it leaves is the periodic checkpoint of step 5, copied
     // aside while step 6 ran (the run's own final checkpoint is not used).
-    let killed = temp("killed");
-    train_char_lm(
-        &corpus,
-        &options(&corpus, 7, Some(split.clone())),
-        None,
-        |step| {
-            if step.step == 6 {
-                std::fs::copy(&split, &killed).unwrap();
-            }
-        },
-    )
+    let killed = temp(&format!("killed-{name}"));
+    train_char_lm(&corpus, &options(7, Some(split.clone())), None, |step| {
+        if step.step == 6 {
+            std::fs::copy(&split, &killed).unwrap();
+        }
+    })
     .unwrap();
     let resumed = Checkpoint::load(&killed).unwrap();
     assert_eq!(resumed.step, 5);
     std::fs::remove_file(&killed).unwrap();
     train_char_lm(
         &corpus,
-        &options(&corpus, 12, Some(split.clone())),
+        &options(12, Some(split.clone())),
         Some(resumed),
         |_| {},
     )
@@ -106,6 +113,9 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     }
     assert_eq!(a.adam.m, b.adam.m);
     assert_eq!(a.state, b.state);
+    // The carried state: kept after sequential batches; after a random batch it is that
+    // batch's end state, which the next random batch does not start from.
+    assert!(a.state.is_some());
     std::fs::remove_file(straight).unwrap();
     std::fs::remove_file(split).unwrap();
 }
@@ -158,6 +168,23 @@ fn a_checkpoint_of_another_model_or_text_is_refused() {
     .expect("refused");
     assert!(
         err.to_string().contains("seq=12, this run asks for seq=13"),
+        "{err}"
+    );
+    let random = TrainOptions {
+        batching: Batching::Random,
+        ..options(&corpus, 4, None)
+    };
+    let err = train_char_lm(
+        &corpus,
+        &random,
+        Some(Checkpoint::load(&path).unwrap()),
+        |_| {},
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("batching=sequential, this run asks for batching=random"),
         "{err}"
     );
     std::fs::remove_file(path).unwrap();

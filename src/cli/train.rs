@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rnn_wgpu::checkpoint::{Checkpoint, LmSpec};
 use rnn_wgpu::data::CharCorpus;
 use rnn_wgpu::plot::write_line_svg;
-use rnn_wgpu::train::{TrainOptions, train_char_lm};
+use rnn_wgpu::train::{Batching, TrainOptions, train_char_lm};
 use rnn_wgpu::{Backend, Result, RnnError};
 
 use super::{BackendArg, CellArg};
@@ -57,8 +57,27 @@ pub struct TrainArgs {
     /// Write a checkpoint every this many steps (and at the end)
     #[arg(long, default_value_t = 100)]
     checkpoint_every: usize,
+    /// sequential: B contiguous streams, the state carried from batch to batch (truncated
+    /// BPTT); random: windows at random offsets, each from a zero state
+    #[arg(long, value_enum, default_value = "sequential")]
+    batches: BatchesArg,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum BatchesArg {
+    Sequential,
+    Random,
+}
+
+impl From<BatchesArg> for Batching {
+    fn from(arg: BatchesArg) -> Self {
+        match arg {
+            BatchesArg::Sequential => Batching::Sequential,
+            BatchesArg::Random => Batching::Random,
+        }
+    }
 }
 
 /// The bundled corpus: beside the working directory, else beside the sources.
@@ -116,6 +135,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         steps: args.steps,
         seconds,
         backend,
+        batching: args.batches.into(),
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         checkpoint: Some(checkpoint.clone()),
