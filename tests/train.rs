@@ -131,60 +131,39 @@ fn a_checkpoint_of_another_model_or_text_is_refused() {
         |_| {},
     )
     .unwrap();
+    // The error of resuming from that checkpoint with `options` on `text`.
+    let refusal = |text: &CharCorpus, options: TrainOptions| -> String {
+        train_char_lm(
+            text,
+            &options,
+            Some(Checkpoint::load(&path).unwrap()),
+            |_| {},
+        )
+        .err()
+        .expect("refused")
+        .to_string()
+    };
     let mut bigger = options(&corpus, 4, None);
     bigger.spec.hidden = 32;
-    let err = train_char_lm(
-        &corpus,
-        &bigger,
-        Some(Checkpoint::load(&path).unwrap()),
-        |_| {},
-    )
-    .err()
-    .expect("refused");
+    let err = refusal(&corpus, bigger);
     assert!(
-        err.to_string()
-            .contains("the checkpoint holds LSTM H=24 L=2, this run asks for LSTM H=32 L=2"),
+        err.contains("the checkpoint holds LSTM H=24 L=2, this run asks for LSTM H=32 L=2"),
         "{err}"
     );
     let other = CharCorpus::from_text(&"xyz ".repeat(200)).unwrap();
-    let err = train_char_lm(
-        &other,
-        &options(&other, 4, None),
-        Some(Checkpoint::load(&path).unwrap()),
-        |_| {},
-    )
-    .err()
-    .expect("refused");
-    assert!(err.to_string().contains("vocabulary"), "{err}");
+    let err = refusal(&other, options(&other, 4, None));
+    assert!(err.contains("vocabulary"), "{err}");
     let mut longer = options(&corpus, 4, None);
     longer.seq = 13;
-    let err = train_char_lm(
-        &corpus,
-        &longer,
-        Some(Checkpoint::load(&path).unwrap()),
-        |_| {},
-    )
-    .err()
-    .expect("refused");
-    assert!(
-        err.to_string().contains("seq=12, this run asks for seq=13"),
-        "{err}"
-    );
+    let err = refusal(&corpus, longer);
+    assert!(err.contains("seq=12, this run asks for seq=13"), "{err}");
     let random = TrainOptions {
         batching: Batching::Random,
         ..options(&corpus, 4, None)
     };
-    let err = train_char_lm(
-        &corpus,
-        &random,
-        Some(Checkpoint::load(&path).unwrap()),
-        |_| {},
-    )
-    .err()
-    .expect("refused");
+    let err = refusal(&corpus, random);
     assert!(
-        err.to_string()
-            .contains("batching=sequential, this run asks for batching=random"),
+        err.contains("batching=sequential, this run asks for batching=random"),
         "{err}"
     );
     std::fs::remove_file(path).unwrap();
