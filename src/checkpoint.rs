@@ -93,7 +93,12 @@ impl Checkpoint {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let file = TensorFile::read(path)?;
+        Self::from_file(&TensorFile::read(path)?)
+    }
+
+    /// A checkpoint already read (see `TensorFile::meta("format")`).
+    pub fn from_file(file: &TensorFile) -> Result<Self> {
+        let path = file.path();
         let format = file.meta("format")?;
         if format != FORMAT {
             return Err(RnnError::File {

@@ -60,18 +60,25 @@ impl ColumnTransform {
     /// The model value of row `i` of `raw`; `None` for the first row of a log change (it has
     /// no previous row).
     pub fn to_model(&self, raw: &[f64], i: usize) -> Option<Result<f64>> {
+        let previous = i.checked_sub(1).map(|p| raw[p]);
+        self.model_value(previous, raw[i], i)
+    }
+
+    /// The model value of `value`, read at `row` after `previous`; `None` for a log change
+    /// without a previous value.
+    fn model_value(&self, previous: Option<f64>, value: f64, row: usize) -> Option<Result<f64>> {
         let value = if self.log_change {
-            let previous = *raw.get(i.checked_sub(1)?)?;
-            let ratio = raw[i] / previous;
+            let previous = previous?;
+            let ratio = value / previous;
             if !(ratio.is_finite() && ratio > 0.0) {
                 return Some(Err(RnnError::Config(format!(
-                    "column '{}', row {i}: log change of {previous} -> {} is undefined (values must be positive)",
-                    self.column, raw[i]
+                    "column '{}', row {row}: log change of {previous} -> {value} is undefined (values must be positive)",
+                    self.column
                 ))));
             }
             ratio.ln()
         } else {
-            raw[i]
+            value
         };
         Some(Ok((value - self.mean) / self.std))
     }
@@ -135,27 +142,36 @@ impl Regressor {
     /// Model inputs of every row of `table` ((rows, columns()) raw values) from which all
     /// input columns have a value: (first such row, values (rows', I)).
     pub fn encode_inputs(&self, table: &[Vec<f64>]) -> Result<(usize, Vec<Vec<f32>>)> {
-        let columns = self.spec.columns();
         let mut encoded = Vec::new();
         let mut first = None;
-        for i in 0..table.len() {
-            let mut row = Vec::with_capacity(self.spec.inputs.len());
-            for transform in &self.spec.inputs {
-                let at = column_index(&columns, &transform.column);
-                let raw: Vec<f64> = table[i.saturating_sub(1)..=i]
-                    .iter()
-                    .map(|r| r[at])
-                    .collect();
-                if let Some(v) = transform.to_model(&raw, raw.len() - 1) {
-                    row.push(v? as f32);
-                }
-            }
-            if row.len() == self.spec.inputs.len() {
+        for (i, row) in table.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|p| table[p].as_slice());
+            if let Some(inputs) = self.encode_row(previous, row, i) {
                 first.get_or_insert(i);
-                encoded.push(row);
+                encoded.push(inputs?);
             }
         }
         Ok((first.unwrap_or(table.len()), encoded))
+    }
+
+    /// Model inputs (I) of `row` (raw values in `columns()` order), number `index`, read after
+    /// `previous`; `None` while a log-change column has no previous row.
+    fn encode_row(
+        &self,
+        previous: Option<&[f64]>,
+        row: &[f64],
+        index: usize,
+    ) -> Option<Result<Vec<f32>>> {
+        let columns = self.spec.columns();
+        self.spec
+            .inputs
+            .iter()
+            .map(|transform| {
+                let at = column_index(&columns, &transform.column);
+                let value = transform.model_value(previous.map(|p| p[at]), row[at], index)?;
+                Some(value.map(|v| v as f32))
+            })
+            .collect()
     }
 
     /// The model value of the next target from `window` (look_back rows of model inputs).
@@ -233,22 +249,29 @@ fn column_index(columns: &[&str], name: &str) -> usize {
 /// order) comes the forecast of the target's next value, once a whole window has been read.
 pub struct Forecaster<'a> {
     regressor: &'a Regressor,
-    /// The last rows read, raw, at most look_back + 1 (a log change needs the row before).
-    rows: VecDeque<Vec<f64>>,
+    /// Rows read so far.
+    rows: usize,
+    /// The last row read, raw (a log change needs it).
+    previous: Option<Vec<f64>>,
+    /// Model inputs of the last rows, at most look_back.
+    window: VecDeque<Vec<f32>>,
 }
 
 impl<'a> Forecaster<'a> {
     pub fn new(regressor: &'a Regressor) -> Self {
         Forecaster {
             regressor,
-            rows: VecDeque::new(),
+            rows: 0,
+            previous: None,
+            window: VecDeque::new(),
         }
     }
 
     /// Reads one row; returns the forecast of the next row's target, or `None` while fewer
     /// rows than a window needs have been read.
     pub fn push(&mut self, row: Vec<f64>) -> Result<Option<f64>> {
-        let columns = self.regressor.spec.columns();
+        let spec = &self.regressor.spec;
+        let columns = spec.columns();
         if row.len() != columns.len() {
             return Err(RnnError::Shape {
                 tensor: "forecaster row".into(),
@@ -256,22 +279,26 @@ impl<'a> Forecaster<'a> {
                 got: vec![row.len()],
             });
         }
-        self.rows.push_back(row);
-        let look_back = self.regressor.spec.look_back;
-        if self.rows.len() > look_back + 1 {
-            self.rows.pop_front();
+        let encoded = self
+            .regressor
+            .encode_row(self.previous.as_deref(), &row, self.rows)
+            .transpose()?;
+        self.rows += 1;
+        let last = row[column_index(&columns, &spec.target.column)];
+        self.previous = Some(row);
+        if let Some(inputs) = encoded {
+            self.window.push_back(inputs);
+            if self.window.len() > spec.look_back {
+                self.window.pop_front();
+            }
         }
-        let table: Vec<Vec<f64>> = self.rows.iter().cloned().collect();
-        let (_, inputs) = self.regressor.encode_inputs(&table)?;
-        if inputs.len() < look_back {
+        if self.window.len() < spec.look_back {
             return Ok(None);
         }
         let y = self
             .regressor
-            .predict_window(&inputs[inputs.len() - look_back..])?;
-        let target = &self.regressor.spec.target;
-        let last = table.last().expect("a row was pushed")[column_index(&columns, &target.column)];
-        Ok(Some(target.to_raw(y, last)))
+            .predict_window(self.window.make_contiguous())?;
+        Ok(Some(spec.target.to_raw(y, last)))
     }
 }
 

@@ -15,6 +15,7 @@ use ndarray::Array2;
 use rnn_wgpu::checkpoint::Checkpoint;
 use rnn_wgpu::data::CharCorpus;
 use rnn_wgpu::lm::one_hot;
+use rnn_wgpu::nn::ManyToOne;
 use rnn_wgpu::regression::{self, Forecaster, Regressor};
 use rnn_wgpu::tensor_file::TensorFile;
 use rnn_wgpu::{Result, RnnError};
@@ -36,13 +37,12 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let file = TensorFile::read(&args.checkpoint)?;
     if file.meta("format")? == regression::FORMAT {
-        return run_regression(&Regressor::from_file(&file)?, &args);
+        return run_regression(Regressor::from_file(&file)?, &args);
     }
-    run_char_model(&args)
+    run_char_model(Checkpoint::from_file(&file)?, &args)
 }
 
-fn run_char_model(args: &RunArgs) -> Result<ExitCode> {
-    let ck = Checkpoint::load(&args.checkpoint)?;
+fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&args.input).map_err(|e| RnnError::File {
         path: args.input.clone(),
         message: format!("cannot read text: {e}"),
@@ -84,7 +84,12 @@ fn run_char_model(args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_regression(regressor: &Regressor, args: &RunArgs) -> Result<ExitCode> {
+fn run_regression(regressor: Regressor, args: &RunArgs) -> Result<ExitCode> {
+    let Regressor { spec, model } = regressor;
+    let regressor = Regressor {
+        model: ManyToOne::new(model.rnn.with_backend(args.backend.into())?, model.head)?,
+        spec,
+    };
     let csv_error = |message: String| RnnError::File {
         path: args.input.clone(),
         message,
@@ -111,15 +116,6 @@ fn run_regression(regressor: &Regressor, args: &RunArgs) -> Result<ExitCode> {
                 })
         })
         .collect::<Result<_>>()?;
-    let rnn = regressor
-        .model
-        .rnn
-        .clone()
-        .with_backend(args.backend.into())?;
-    let regressor = Regressor {
-        spec: regressor.spec.clone(),
-        model: rnn_wgpu::nn::ManyToOne::new(rnn, regressor.model.head.clone())?,
-    };
     let target_column = columns
         .iter()
         .position(|c| *c == regressor.spec.target.column)
