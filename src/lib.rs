@@ -32,6 +32,7 @@ pub mod plot;
 pub mod regression;
 pub mod stream;
 pub mod tensor_file;
+pub mod tokens;
 pub mod train;
 
 pub use backend::Backend;

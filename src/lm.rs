@@ -1,5 +1,5 @@
 //! The character language model of the seed notes and the `train` command:
-//! one_hot(token, V) -> recurrent stack -> Linear(H, V) -> softmax cross-entropy at every step
+//! one_hot(token, V) (as token ids: see `Rnn::forward_tokens`) -> recurrent stack -> Linear(H, V) -> softmax cross-entropy at every step
 //! (many-to-many), with the hidden state carried between batches for truncated BPTT.
 
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD};
@@ -55,19 +55,9 @@ pub struct LmStep {
     pub state: LmState,
 }
 
-/// (T, B) tokens -> (T, B, V) one-hot rows.
+/// (T, B) tokens -> (T, B, V) one-hot rows (for one step of a stream).
 pub fn one_hot(tokens: ArrayView2<'_, usize>, vocab: usize) -> Result<Array3<f32>> {
-    let (seq, batch) = tokens.dim();
-    let mut x = Array3::zeros((seq, batch, vocab));
-    for ((t, b), &token) in tokens.indexed_iter() {
-        if token >= vocab {
-            return Err(RnnError::Config(format!(
-                "token {token} at ({t}, {b}) is outside the vocabulary of {vocab}"
-            )));
-        }
-        x[[t, b, token]] = 1.0;
-    }
-    Ok(x)
+    crate::tokens::one_hot(tokens, vocab)
 }
 
 impl CharLm {
@@ -119,9 +109,8 @@ impl CharLm {
         inputs: ArrayView2<'_, usize>,
         state: Option<&LmState>,
     ) -> Result<(Array3<f32>, LmState)> {
-        let x = one_hot(inputs, self.vocab())?;
-        let out = self.rnn.forward(
-            x.view(),
+        let out = self.rnn.forward_tokens(
+            inputs,
             state.map(|s| s.h.view()),
             state.and_then(|s| s.c.as_ref()).map(|c| c.view()),
         )?;
@@ -158,9 +147,8 @@ impl CharLm {
                 got: targets.shape().to_vec(),
             });
         }
-        let x = one_hot(inputs, self.vocab())?;
-        let (out, tape) = self.rnn.forward_train(
-            x.view(),
+        let (out, tape) = self.rnn.forward_train_tokens(
+            inputs,
             state.map(|s| s.h.view()),
             state.and_then(|s| s.c.as_ref()).map(|c| c.view()),
         )?;

@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ndarray::{Array3, ArrayView3, CowArray, Ix3};
+use ndarray::{Array3, ArrayView2, ArrayView3, CowArray, Ix3};
 
 use crate::backend::Backend;
 use crate::config::RnnConfig;
-use crate::cpu::stack::{self, StackGrads, StackOutput, StackTape};
+use crate::cpu::stack::{self, LayerInput, StackGrads, StackOutput, StackTape};
 use crate::cpu::{Real, Workspace, on_thread_pool};
 use crate::error::{Result, RnnError, shape_string};
 use crate::gpu::{GpuContext, GpuModel, GpuTape, Upstream};
@@ -93,6 +93,17 @@ pub struct Tape<T> {
     inner: TapeInner<T>,
     seq_len: usize,
     batch: usize,
+    /// The forward read token ids, which have no gradient.
+    tokens: bool,
+}
+
+/// What a forward pass reads, as the caller gave it (seq-first or batch-first).
+#[derive(Clone, Copy)]
+enum ModelInput<'a, T> {
+    /// (T, B, I) or (B, T, I)
+    Dense(ArrayView3<'a, T>),
+    /// (T, B) or (B, T), ids in 0..I
+    Tokens(ArrayView2<'a, usize>),
 }
 
 enum TapeInner<T> {
@@ -254,11 +265,38 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) = self.run_forward(input, None, h0, c0, false)?;
+        let (out, tape) = self.run_forward(ModelInput::Dense(input), None, h0, c0, false)?;
         if let TapeInner::Cpu(stack) = tape.inner {
             stack.recycle(&self.workspace);
         }
         Ok(out)
+    }
+
+    /// `forward` of one-hot rows given as token ids: tokens (T, B) or (B, T) with `batch_first`,
+    /// each in 0..I; the input I is the vocabulary. Equals `forward` of the one-hot tensor; the
+    /// CPU path gathers columns of W_ih instead of multiplying by the zeros.
+    pub fn forward_tokens(
+        &self,
+        tokens: ArrayView2<'_, usize>,
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+    ) -> Result<RnnOutput<T>> {
+        let (out, tape) = self.run_forward(ModelInput::Tokens(tokens), None, h0, c0, false)?;
+        if let TapeInner::Cpu(stack) = tape.inner {
+            stack.recycle(&self.workspace);
+        }
+        Ok(out)
+    }
+
+    /// `forward_tokens` that also returns the tape `backward` needs (which then gives no input
+    /// gradient: token ids have none).
+    pub fn forward_train_tokens(
+        &self,
+        tokens: ArrayView2<'_, usize>,
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+    ) -> Result<(RnnOutput<T>, Tape<T>)> {
+        self.run_forward(ModelInput::Tokens(tokens), None, h0, c0, true)
     }
 
     /// Inference over a variable-length batch, as PyTorch's packed sequences: row b is
@@ -272,7 +310,8 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) = self.run_forward(input, Some(lengths), h0, c0, false)?;
+        let (out, tape) =
+            self.run_forward(ModelInput::Dense(input), Some(lengths), h0, c0, false)?;
         if let TapeInner::Cpu(stack) = tape.inner {
             stack.recycle(&self.workspace);
         }
@@ -288,7 +327,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        self.run_forward(input, Some(lengths), h0, c0, true)
+        self.run_forward(ModelInput::Dense(input), Some(lengths), h0, c0, true)
     }
 
     /// Forward pass that also returns the tape `backward` needs.
@@ -298,7 +337,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        self.run_forward(input, None, h0, c0, true)
+        self.run_forward(ModelInput::Dense(input), None, h0, c0, true)
     }
 
     /// Forward and BPTT together: on the GPU one submission for both.
@@ -332,7 +371,7 @@ impl<T: Real> Rnn<T> {
 
     fn run_forward(
         &self,
-        input: ArrayView3<'_, T>,
+        input: ModelInput<'_, T>,
         lengths: Option<&[usize]>,
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
@@ -343,24 +382,52 @@ impl<T: Real> Rnn<T> {
                 "training an f16 model (f16 is for inference)".into(),
             ));
         }
-        let checked = self.check_inputs(input, h0, c0)?;
-        let (seq_len, batch) = (checked.seq_len, checked.batch);
+        let gpu = self.gpu_model()?;
+        let (input, seq_len, batch) = match input {
+            ModelInput::Dense(x) => {
+                let x = self.check_dense_input(x)?;
+                let (seq_len, batch, _) = x.dim();
+                (CheckedInput::Dense(x), seq_len, batch)
+            }
+            ModelInput::Tokens(ids) => {
+                let ids = self.check_token_input(ids)?;
+                (CheckedInput::Tokens(ids), ids.nrows(), ids.ncols())
+            }
+        };
+        let (h0, c0) = self.check_states(batch, h0, c0)?;
         if let Some(lengths) = lengths {
             check_lengths(lengths, seq_len, batch)?;
         }
-        let (h0, c0) = (checked.h0.view(), checked.c0.as_ref().map(|c| c.view()));
-        let (out, inner) = match self.gpu_model()? {
+        let (h0, c0) = (h0.view(), c0.as_ref().map(|c| c.view()));
+        let tape = |inner| Tape {
+            inner,
+            seq_len,
+            batch,
+            tokens: matches!(input, CheckedInput::Tokens(_)),
+        };
+        let (out, inner) = match gpu {
             Some(gpu) => {
-                let (out, _, tape) =
-                    T::gpu_run(&gpu, checked.input.view(), h0, c0, lengths, None, true)?;
+                // The GPU reads token ids as the one-hot rows they stand for.
+                let one_hot;
+                let dense = match &input {
+                    CheckedInput::Dense(x) => x.view(),
+                    CheckedInput::Tokens(ids) => {
+                        one_hot = crate::tokens::one_hot(*ids, self.config.input_size)?;
+                        one_hot.view()
+                    }
+                };
+                let (out, _, gpu_tape) = T::gpu_run(&gpu, dense, h0, c0, lengths, None, true)?;
                 (
                     out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?,
-                    TapeInner::Gpu(tape),
+                    TapeInner::Gpu(gpu_tape),
                 )
             }
             None => {
                 let cfg = &self.config;
-                let input = checked.input.view();
+                let input = match &input {
+                    CheckedInput::Dense(x) => LayerInput::Dense(x.view()),
+                    CheckedInput::Tokens(ids) => LayerInput::Tokens(*ids),
+                };
                 let (out, stack) = on_thread_pool(|| {
                     stack::forward(cfg, &self.params, input, h0, c0, lengths, &self.workspace)
                 });
@@ -368,27 +435,12 @@ impl<T: Real> Rnn<T> {
                     // Inference: the tape's buffers go straight back to the workspace.
                     let output = self.api_output(out);
                     stack.recycle(&self.workspace);
-                    let empty = StackTape::empty();
-                    return Ok((
-                        output,
-                        Tape {
-                            inner: TapeInner::Cpu(empty),
-                            seq_len,
-                            batch,
-                        },
-                    ));
+                    return Ok((output, tape(TapeInner::Cpu(StackTape::empty()))));
                 }
                 (out, TapeInner::Cpu(stack))
             }
         };
-        Ok((
-            self.api_output(out),
-            Tape {
-                inner,
-                seq_len,
-                batch,
-            },
-        ))
+        Ok((self.api_output(out), tape(inner)))
     }
 
     fn api_output(&self, out: StackOutput<T>) -> RnnOutput<T> {
@@ -415,19 +467,24 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'a, T>>,
         c0: Option<ArrayView3<'a, T>>,
     ) -> Result<CheckedInputs<'a, T>> {
+        let input = self.check_dense_input(input)?;
+        let (seq_len, batch, _) = input.dim();
+        let (h0, c0) = self.check_states(batch, h0, c0)?;
+        Ok(CheckedInputs {
+            input,
+            h0,
+            c0,
+            seq_len,
+            batch,
+        })
+    }
+
+    /// input (T, B, I) or (B, T, I) -> (T, B, I), every value finite.
+    fn check_dense_input<'a>(&self, input: ArrayView3<'a, T>) -> Result<CowArray<'a, T, Ix3>> {
         let cfg = &self.config;
         let input = self.to_seq_first(input);
         let (seq_len, batch, features) = input.dim();
-        if seq_len == 0 || batch == 0 {
-            return Err(RnnError::ZeroSize {
-                what: if seq_len == 0 {
-                    "sequence length of input"
-                } else {
-                    "batch size of input"
-                }
-                .to_string(),
-            });
-        }
+        check_nonempty(seq_len, batch)?;
         if features != cfg.input_size {
             let expected = if cfg.batch_first {
                 "(B, T, {I})"
@@ -441,6 +498,33 @@ impl<T: Real> Rnn<T> {
             });
         }
         check_finite("input", input.view())?;
+        Ok(input)
+    }
+
+    /// tokens (T, B) or (B, T) -> (T, B), every id in 0..I.
+    fn check_token_input<'a>(
+        &self,
+        tokens: ArrayView2<'a, usize>,
+    ) -> Result<ArrayView2<'a, usize>> {
+        let tokens = if self.config.batch_first {
+            tokens.reversed_axes()
+        } else {
+            tokens
+        };
+        check_nonempty(tokens.nrows(), tokens.ncols())?;
+        crate::tokens::check_tokens("tokens", tokens, self.config.input_size)?;
+        Ok(tokens)
+    }
+
+    /// h0 and c0 (L*D, B, H), zeros where absent; c0 only for LSTM.
+    #[allow(clippy::type_complexity)]
+    fn check_states<'a>(
+        &self,
+        batch: usize,
+        h0: Option<ArrayView3<'a, T>>,
+        c0: Option<ArrayView3<'a, T>>,
+    ) -> Result<(CowArray<'a, T, Ix3>, Option<CowArray<'a, T, Ix3>>)> {
+        let cfg = &self.config;
         let state = |name: &str, given| self.check_state(name, given, batch);
         let h0 = state("h0", h0)?;
         let c0 = if cfg.mode.has_cell_state() {
@@ -453,13 +537,7 @@ impl<T: Real> Rnn<T> {
         } else {
             None
         };
-        Ok(CheckedInputs {
-            input,
-            h0,
-            c0,
-            seq_len,
-            batch,
-        })
+        Ok((h0, c0))
     }
 
     /// BPTT from upstream gradients; `need_input_grad` adds dLoss/d input.
@@ -469,6 +547,11 @@ impl<T: Real> Rnn<T> {
         grads: OutputGrads<'_, T>,
         need_input_grad: bool,
     ) -> Result<RnnGrads<T>> {
+        if need_input_grad && tape.tokens {
+            return Err(RnnError::Config(
+                "an input gradient was asked of a forward over token ids, which have none".into(),
+            ));
+        }
         let upstream = self.check_upstream(tape.seq_len, tape.batch, grads)?;
         let grads = match tape.inner {
             TapeInner::Cpu(stack) => {
@@ -597,7 +680,21 @@ impl<T: Real> Rnn<T> {
     }
 }
 
-/// NaN or infinity in an input poisons every output: refuse it with its position.
+/// An input with no steps or no batch rows is refused, not returned empty.
+fn check_nonempty(seq_len: usize, batch: usize) -> Result<()> {
+    if seq_len == 0 || batch == 0 {
+        return Err(RnnError::ZeroSize {
+            what: if seq_len == 0 {
+                "sequence length of input"
+            } else {
+                "batch size of input"
+            }
+            .to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// lengths (B): one per batch row, each in 1..=T.
 fn check_lengths(lengths: &[usize], seq_len: usize, batch: usize) -> Result<()> {
     if lengths.len() != batch {
@@ -617,6 +714,7 @@ fn check_lengths(lengths: &[usize], seq_len: usize, batch: usize) -> Result<()> 
     }
 }
 
+/// NaN or infinity in an input poisons every output: refuse it with its position.
 fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>) -> Result<()> {
     match x.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
@@ -630,6 +728,14 @@ fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>) -> Result<()> {
                 .unwrap_or(f64::NAN),
         }),
     }
+}
+
+/// A forward pass's input after its checks, seq-first.
+enum CheckedInput<'a, T> {
+    /// (T, B, I)
+    Dense(CowArray<'a, T, Ix3>),
+    /// (T, B)
+    Tokens(ArrayView2<'a, usize>),
 }
 
 /// Inputs after their checks: seq-first, absent states as zeros.

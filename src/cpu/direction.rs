@@ -36,6 +36,27 @@ pub struct DirectionTape<T> {
     hidden_n: Option<Array3<T>>,
 }
 
+/// What one layer reads.
+#[derive(Clone, Copy, Debug)]
+pub enum LayerInput<'a, T> {
+    /// (T, B, I)
+    Dense(ArrayView3<'a, T>),
+    /// (T, B): token ids in 0..I standing for one-hot rows of width I. They are never built: the
+    /// projection of a one-hot row is a column of W_ih (a gather), its weight gradient a
+    /// scatter-add, which skips a product with I-1 zeros in every row.
+    Tokens(ArrayView2<'a, usize>),
+}
+
+impl<T> LayerInput<'_, T> {
+    /// (T, B)
+    pub fn seq_batch(&self) -> (usize, usize) {
+        match self {
+            LayerInput::Dense(x) => (x.dim().0, x.dim().1),
+            LayerInput::Tokens(ids) => ids.dim(),
+        }
+    }
+}
+
 /// Batch rows whose sequence has ended by time `t`; none without lengths.
 fn rows_past_end(lengths: Option<&[usize]>, t: usize) -> impl Iterator<Item = usize> + '_ {
     lengths
@@ -120,19 +141,20 @@ impl<T: Real> DirectionTape<T> {
 }
 
 /// Runs one direction over the sequence and returns its tape.
-/// input (T, B, in); h0, c0 (B, H); lengths (B), each in 1..=T, for a variable-length batch.
+/// input: (T, B, in) or (T, B) tokens; h0, c0 (B, H); lengths (B), each in 1..=T, for a
+/// variable-length batch.
 #[allow(clippy::too_many_arguments)]
 pub fn forward<T: Real>(
     mode: Mode,
     params: &CellParams<T>,
-    input: ArrayView3<'_, T>,
+    input: LayerInput<'_, T>,
     h0: ArrayView2<'_, T>,
     c0: Option<ArrayView2<'_, T>>,
     reverse: bool,
     lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> DirectionTape<T> {
-    let (seq, batch, features) = input.dim();
+    let (seq, batch) = input.seq_batch();
     let hidden = params.weight_hh.ncols();
     let gate_rows = params.weight_hh.nrows();
 
@@ -151,10 +173,16 @@ pub fn forward<T: Real>(
             bias.row_mut(0).zip_mut_with(b, |acc, &v| *acc = *acc + v);
         }
         proj.assign(&bias.row(0));
-        let x = input
-            .into_shape_with_order((seq * batch, features))
-            .expect("contiguous input");
-        matmul(proj, x, params.weight_ih.t(), true);
+        match input {
+            LayerInput::Dense(x) => matmul(proj, flat(x), params.weight_ih.t(), true),
+            LayerInput::Tokens(ids) => {
+                // (in, G*H): row k is the projection of token k.
+                let table = params.weight_ih.t().as_standard_layout().into_owned();
+                for (mut row, &id) in proj.rows_mut().into_iter().zip(ids.iter()) {
+                    row.zip_mut_with(&table.row(id), |acc, &w| *acc = *acc + w);
+                }
+            }
+        }
     }
 
     let mut states: Array3<T> = workspace.zeros((seq + 1, batch, hidden));
@@ -266,7 +294,8 @@ pub struct InitialStateGrads<T> {
 }
 
 /// BPTT through one direction. Consumes the tape (its gate buffer holds the gate gradients).
-/// input (T, B, in): what the forward pass read; grad_output (T, B, H): dLoss/d output (any
+/// input: what the forward pass read; a token input has no input gradient (`grad_input` must be
+/// `None`); grad_output (T, B, H): dLoss/d output (any
 /// strides); grad_h_n, grad_c_n (B, H); grads: this cell's parameter gradients, overwritten;
 /// grad_input (T*B, in): dLoss/d input, accumulated into when given; lengths (B): those the
 /// forward pass ran with.
@@ -274,7 +303,7 @@ pub struct InitialStateGrads<T> {
 pub fn backward<T: Real>(
     params: &CellParams<T>,
     mut tape: DirectionTape<T>,
-    input: ArrayView3<'_, T>,
+    input: LayerInput<'_, T>,
     grad_output: ArrayView3<'_, T>,
     grad_h_n: ArrayView2<'_, T>,
     grad_c_n: Option<ArrayView2<'_, T>>,
@@ -283,7 +312,7 @@ pub fn backward<T: Real>(
     lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> InitialStateGrads<T> {
-    let (seq, batch, _) = input.dim();
+    let (seq, batch) = input.seq_batch();
     let hidden = params.weight_hh.ncols();
     let gate_rows = params.weight_hh.nrows();
     let mode = tape.mode;
@@ -413,8 +442,19 @@ pub fn backward<T: Real>(
         Some(hg) => flat(hg.view()),
         None => x_grads.view(),
     };
-    let x = flat(input);
-    matmul(grads.weight_ih.view_mut(), x_grads.t(), x, false);
+    match input {
+        LayerInput::Dense(x) => matmul(grads.weight_ih.view_mut(), x_grads.t(), flat(x), false),
+        LayerInput::Tokens(ids) => {
+            // (in, G*H): row k gathers the gate gradients of every step that read token k.
+            let mut table = Array2::<T>::zeros((grads.weight_ih.ncols(), gate_rows));
+            for (row, &id) in x_grads.rows().into_iter().zip(ids.iter()) {
+                table
+                    .row_mut(id)
+                    .zip_mut_with(&row, |acc, &g| *acc = *acc + g);
+            }
+            grads.weight_ih.assign(&table.t());
+        }
+    }
     matmul(
         grads.weight_hh.view_mut(),
         h_grads.t(),
@@ -428,6 +468,10 @@ pub fn backward<T: Real>(
         b.assign(&h_grads.sum_axis(Axis(0)));
     }
     if let Some(gx) = grad_input {
+        assert!(
+            matches!(input, LayerInput::Dense(_)),
+            "token inputs have no gradient; callers refuse to ask for one"
+        );
         matmul(gx, x_grads, params.weight_ih.view(), true);
     }
     if let Some(hg) = hidden_grads {

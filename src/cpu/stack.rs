@@ -2,6 +2,7 @@
 
 use ndarray::{Array2, Array3, ArrayView3, Axis, s};
 
+pub use super::direction::LayerInput;
 use super::direction::{self, DirectionTape};
 use super::{Real, Workspace};
 use crate::config::RnnConfig;
@@ -18,10 +19,19 @@ pub struct StackOutput<T> {
     pub c_n: Option<Array3<T>>,
 }
 
+/// The first layer's input, kept for the backward pass.
+enum FirstInput<T> {
+    /// (T, B, I)
+    Dense(Array3<T>),
+    /// (T, B)
+    Tokens(Array2<usize>),
+}
+
 /// What the backward pass of the whole stack needs.
 pub struct StackTape<T> {
-    /// Every layer's input: (T, B, I) for layer 0, (T, B, D*H) above it.
-    layer_inputs: Vec<Array3<T>>,
+    first_input: FirstInput<T>,
+    /// The input of every layer above the first: (T, B, D*H).
+    upper_inputs: Vec<Array3<T>>,
     /// Indexed by layer * D + direction.
     directions: Vec<DirectionTape<T>>,
     /// (B): each row's length, for a variable-length batch.
@@ -32,7 +42,8 @@ impl<T: Real> StackTape<T> {
     /// A tape with nothing on it, for a forward that keeps none.
     pub fn empty() -> Self {
         StackTape {
-            layer_inputs: Vec::new(),
+            first_input: FirstInput::Tokens(Array2::zeros((0, 0))),
+            upper_inputs: Vec::new(),
             directions: Vec::new(),
             lengths: None,
         }
@@ -40,7 +51,10 @@ impl<T: Real> StackTape<T> {
 
     /// Hands every buffer back, for a forward pass that needs no backward.
     pub fn recycle(self, workspace: &Workspace<T>) {
-        for x in self.layer_inputs {
+        if let FirstInput::Dense(x) = self.first_input {
+            workspace.recycle(x);
+        }
+        for x in self.upper_inputs {
             workspace.recycle(x);
         }
         for tape in self.directions {
@@ -61,19 +75,19 @@ pub struct StackGrads<T> {
     pub params: RnnParams<T>,
 }
 
-/// input (T, B, I); h0, c0 (L*D, B, H); lengths (B), each in 1..=T, for a variable-length
-/// batch: outputs past a row's length are zero and h_n, c_n are each row's own last state.
-/// Shapes are checked by the caller.
+/// input (T, B, I) or (T, B) tokens in 0..I; h0, c0 (L*D, B, H); lengths (B), each in 1..=T,
+/// for a variable-length batch: outputs past a row's length are zero and h_n, c_n are each
+/// row's own last state. Shapes and token ranges are checked by the caller.
 pub fn forward<T: Real>(
     config: &RnnConfig,
     params: &RnnParams<T>,
-    input: ArrayView3<'_, T>,
+    input: LayerInput<'_, T>,
     h0: ArrayView3<'_, T>,
     c0: Option<ArrayView3<'_, T>>,
     lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> (StackOutput<T>, StackTape<T>) {
-    let (seq, batch, _) = input.dim();
+    let (seq, batch) = input.seq_batch();
     let (hidden, dirs) = (config.hidden_size, config.directions());
     let states = config.num_layers * dirs;
     let mut h_n = Array3::zeros((states, batch, hidden));
@@ -81,18 +95,25 @@ pub fn forward<T: Real>(
         .mode
         .has_cell_state()
         .then(|| Array3::zeros((states, batch, hidden)));
-    let mut first_input = workspace.zeros(input.dim());
-    first_input.assign(&input);
-    let mut layer_inputs = vec![first_input];
+    let first_input = match input {
+        LayerInput::Dense(x) => {
+            let mut copy = workspace.zeros(x.dim());
+            copy.assign(&x);
+            FirstInput::Dense(copy)
+        }
+        LayerInput::Tokens(ids) => FirstInput::Tokens(ids.to_owned()),
+    };
+    let mut upper_inputs: Vec<Array3<T>> = Vec::with_capacity(config.num_layers);
     let mut directions = Vec::with_capacity(states);
     for layer in 0..config.num_layers {
         let mut output = workspace.zeros((seq, batch, dirs * hidden));
+        let input = layer_input(&first_input, &upper_inputs, layer);
         for dir in 0..dirs {
             let k = layer * dirs + dir;
             let tape = direction::forward(
                 config.mode,
                 params.cell(config, layer, dir),
-                layer_inputs[layer].view(),
+                input,
                 h0.index_axis(Axis(0), k),
                 c0.map(|c| c.index_axis_move(Axis(0), k)),
                 dir == 1,
@@ -111,21 +132,36 @@ pub fn forward<T: Real>(
         for (b, &len) in lengths.unwrap_or(&[]).iter().enumerate() {
             output.slice_mut(s![len.., b, ..]).fill(T::zero());
         }
-        layer_inputs.push(output);
+        upper_inputs.push(output);
     }
-    let output = layer_inputs.pop().expect("at least one layer");
+    let output = upper_inputs.pop().expect("at least one layer");
     (
         StackOutput { output, h_n, c_n },
         StackTape {
-            layer_inputs,
+            first_input,
+            upper_inputs,
             directions,
             lengths: lengths.map(<[usize]>::to_vec),
         },
     )
 }
 
+/// The input of `layer`: the first input, or the output of the layer below.
+fn layer_input<'a, T>(
+    first: &'a FirstInput<T>,
+    upper: &'a [Array3<T>],
+    layer: usize,
+) -> LayerInput<'a, T> {
+    match (layer, first) {
+        (0, FirstInput::Dense(x)) => LayerInput::Dense(x.view()),
+        (0, FirstInput::Tokens(ids)) => LayerInput::Tokens(ids.view()),
+        _ => LayerInput::Dense(upper[layer - 1].view()),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-/// BPTT through the stack. grad_output (T, B, D*H); grad_h_n, grad_c_n (L*D, B, H).
+/// BPTT through the stack. A token input has no input gradient: `need_input_grad` must then be
+/// false. grad_output (T, B, D*H); grad_h_n, grad_c_n (L*D, B, H).
 pub fn backward<T: Real>(
     config: &RnnConfig,
     params: &RnnParams<T>,
@@ -137,7 +173,8 @@ pub fn backward<T: Real>(
     workspace: &Workspace<T>,
 ) -> StackGrads<T> {
     let StackTape {
-        layer_inputs,
+        first_input,
+        upper_inputs,
         mut directions,
         lengths,
     } = tape;
@@ -154,17 +191,20 @@ pub fn backward<T: Real>(
     let mut grad_above = grad_output.as_standard_layout();
     let mut grad_input = None;
     for layer in (0..config.num_layers).rev() {
-        let x = &layer_inputs[layer];
-        let features = x.len_of(Axis(2));
-        let mut grad_x =
-            (layer > 0 || need_input_grad).then(|| Array2::<T>::zeros((seq * batch, features)));
+        let x = layer_input(&first_input, &upper_inputs, layer);
+        let features = match x {
+            LayerInput::Dense(x) => x.len_of(Axis(2)),
+            LayerInput::Tokens(_) => 0,
+        };
+        let mut grad_x = (layer > 0 || need_input_grad && matches!(x, LayerInput::Dense(_)))
+            .then(|| Array2::<T>::zeros((seq * batch, features)));
         for dir in (0..dirs).rev() {
             let k = layer * dirs + dir;
             let tape = directions.pop().expect("one tape per layer and direction");
             let initial = direction::backward(
                 params.cell(config, layer, dir),
                 tape,
-                x.view(),
+                x,
                 grad_above.slice(s![.., .., dir * hidden..(dir + 1) * hidden]),
                 grad_h_n.index_axis(Axis(0), k),
                 grad_c_n.map(|g| g.index_axis_move(Axis(0), k)),
@@ -189,7 +229,10 @@ pub fn backward<T: Real>(
                 .into();
         }
     }
-    for x in layer_inputs {
+    if let FirstInput::Dense(x) = first_input {
+        workspace.recycle(x);
+    }
+    for x in upper_inputs {
         workspace.recycle(x);
     }
     StackGrads {
