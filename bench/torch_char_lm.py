@@ -23,6 +23,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32); ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--clip", type=float, default=1.0); ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--threads", type=int); ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dropout", type=float, default=0.0)
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -36,7 +37,7 @@ def main():
     streams = train[:stream_len * B].view(B, stream_len)
     per_epoch = (stream_len - 1) // T
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[a.cell]
-    rnn = cls(V, a.hidden, a.layers); head = torch.nn.Linear(a.hidden, V)
+    rnn = cls(V, a.hidden, a.layers, dropout=a.dropout); head = torch.nn.Linear(a.hidden, V)
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=a.lr)
     state, step, start = None, 0, time.perf_counter()
@@ -52,6 +53,7 @@ def main():
         state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
         step += 1
     elapsed = time.perf_counter() - start
+    rnn.eval()  # no dropout in validation
     with torch.no_grad():
         windows = [val[i:i + T + 1] for i in range(0, len(val) - T, T)]
         total, count = 0.0, 0

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array3;
 use rnn_wgpu::bench::{BenchShape, STANDARD_SHAPES};
-use rnn_wgpu::gpu::{GpuContext, Upstream};
+use rnn_wgpu::gpu::{GpuContext, RunInputs, Upstream};
 use rnn_wgpu::{Mode, Rnn, RnnConfig};
 
 fn gpu_bptt(c: &mut Criterion) {
@@ -65,15 +65,8 @@ fn gpu_bptt(c: &mut Criterion) {
                     )
                 });
                 // read_back = false: the call still waits for the device before it returns.
-                gpu.run(
-                    x.view(),
-                    h0.view(),
-                    c0.as_ref().map(|c| c.view()),
-                    None,
-                    upstream,
-                    false,
-                )
-                .unwrap();
+                let inputs = RunInputs::new(x.view(), h0.view(), c0.as_ref().map(|c| c.view()));
+                gpu.run(inputs, upstream, false).unwrap();
             }
             start.elapsed()
         };

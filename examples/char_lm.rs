@@ -29,6 +29,7 @@ fn main() -> rnn_wgpu::Result<()> {
         batch: 32,
         lr: 2e-3,
         clip: 1.0,
+        dropout: 0.0,
         steps: None,
         seconds: Some(seconds),
         backend: Backend::Cpu,

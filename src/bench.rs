@@ -261,15 +261,13 @@ impl GpuInputs {
         gpu: &crate::gpu::GpuModel,
         upstream: Option<crate::gpu::Upstream<'_>>,
     ) -> Result<()> {
-        gpu.run(
+        let inputs = crate::gpu::RunInputs::new(
             self.input.view(),
             self.h0.view(),
             self.c0.as_ref().map(|c| c.view()),
-            None,
-            upstream.map(|u| (u, false)),
-            false,
-        )
-        .map(drop)
+        );
+        gpu.run(inputs, upstream.map(|u| (u, false)), false)
+            .map(drop)
     }
 }
 

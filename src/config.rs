@@ -3,8 +3,9 @@
 use crate::conventions::{Mode, ParamKind, param_name};
 use crate::error::{Result, RnnError};
 
-/// What `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)` takes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+/// bidirectional)` takes.
+#[derive(Clone, Debug, PartialEq)]
 pub struct RnnConfig {
     pub mode: Mode,
     pub input_size: usize,
@@ -14,6 +15,10 @@ pub struct RnnConfig {
     pub bias: bool,
     /// Input and output are (B, T, features) at the API instead of (T, B, features).
     pub batch_first: bool,
+    /// Probability of zeroing each output of every layer but the last, in training forwards
+    /// only (`forward_train*`), the kept ones scaled by 1/(1-p): PyTorch's `dropout` in
+    /// `train()` mode. Inference forwards never drop.
+    pub dropout: f32,
 }
 
 impl RnnConfig {
@@ -27,6 +32,7 @@ impl RnnConfig {
             bidirectional: false,
             bias: true,
             batch_first: false,
+            dropout: 0.0,
         }
     }
 
@@ -50,7 +56,17 @@ impl RnnConfig {
         self
     }
 
-    /// Rejects zero sizes, which PyTorch also refuses.
+    pub fn dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
+    }
+
+    /// Whether training forwards draw dropout masks (p > 0 and a layer above the first).
+    pub fn drops_out(&self) -> bool {
+        self.dropout > 0.0 && self.num_layers > 1
+    }
+
+    /// Rejects zero sizes and a dropout outside [0, 1), which PyTorch also refuses.
     pub fn validate(&self) -> Result<()> {
         for (what, value) in [
             ("input_size", self.input_size),
@@ -62,6 +78,12 @@ impl RnnConfig {
                     what: what.to_string(),
                 });
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(RnnError::Config(format!(
+                "dropout {} is outside [0, 1)",
+                self.dropout
+            )));
         }
         Ok(())
     }

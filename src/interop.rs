@@ -59,6 +59,8 @@ pub fn load_state_dict(
         bidirectional: shape_of(&param_name(ParamKind::WeightIh, 0, true))?.is_some(),
         bias: shape_of(&param_name(ParamKind::BiasIh, 0, false))?.is_some(),
         batch_first,
+        // A state dict does not say; set it on the config to train with dropout.
+        dropout: 0.0,
     };
     let specs = config.param_specs();
     let expected = || {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod conventions;
 pub mod cpu;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod gpu;
 pub mod interop;

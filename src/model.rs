@@ -10,8 +10,9 @@ use crate::backend::Backend;
 use crate::config::RnnConfig;
 use crate::cpu::stack::{self, LayerInput, StackGrads, StackOutput, StackTape};
 use crate::cpu::{Real, Workspace, on_thread_pool};
+use crate::dropout::{MaskStream, draw_masks};
 use crate::error::{Result, RnnError, shape_string};
-use crate::gpu::{GpuContext, GpuModel, GpuTape, Upstream};
+use crate::gpu::{GpuContext, GpuModel, GpuTape, RunInputs, Upstream};
 use crate::params::RnnParams;
 
 /// A recurrent stack with its parameters, as `torch.nn.RNN/LSTM/GRU`.
@@ -30,6 +31,8 @@ pub struct Rnn<T = f32> {
     gpu_stale: AtomicBool,
     /// GPU inference in f16 (set by `with_f16` where the adapter has SHADER_F16).
     f16: bool,
+    /// Where training forwards draw their dropout masks from.
+    dropout_masks: Mutex<MaskStream>,
 }
 
 impl<T: Real> Clone for Rnn<T> {
@@ -43,6 +46,7 @@ impl<T: Real> Clone for Rnn<T> {
             gpu: Mutex::new(None),
             gpu_stale: AtomicBool::new(false),
             f16: self.f16,
+            dropout_masks: Mutex::new(MaskStream::new(0)),
         }
     }
 }
@@ -155,6 +159,7 @@ impl<T: Real> Rnn<T> {
             gpu: Mutex::new(None),
             gpu_stale: AtomicBool::new(false),
             f16: false,
+            dropout_masks: Mutex::new(MaskStream::new(0)),
         }
     }
 
@@ -203,6 +208,31 @@ impl<T: Real> Rnn<T> {
         };
         model.gpu_model()?;
         Ok(model)
+    }
+
+    /// The same model with dropout `p` between its layers in training forwards
+    /// (`RnnConfig::dropout`); a GPU model rebuilds its device plans on next use.
+    pub fn with_dropout(self, p: f32) -> Result<Self> {
+        let config = self.config.clone().dropout(p);
+        config.validate()?;
+        Ok(Rnn {
+            config,
+            gpu: Mutex::new(None),
+            ..self
+        })
+    }
+
+    /// Restarts the stream of dropout masks that training forwards draw (see
+    /// `RnnConfig::dropout`); a training loop reseeds it per step so that a resumed run drops
+    /// what an uninterrupted one would.
+    pub fn seed_dropout(&self, seed: u64) {
+        *self.dropout_masks.lock().unwrap_or_else(|p| p.into_inner()) = MaskStream::new(seed);
+    }
+
+    /// The masks of one training forward: empty without dropout.
+    fn draw_dropout(&self, seq: usize, batch: usize) -> Vec<Array3<T>> {
+        let mut stream = self.dropout_masks.lock().unwrap_or_else(|p| p.into_inner());
+        draw_masks(&self.config, seq, batch, stream.rng())
     }
 
     /// Whether the GPU holds this model's weights and activations in f16 (see `with_f16`).
@@ -355,12 +385,18 @@ impl<T: Real> Rnn<T> {
         };
         let checked = self.check_inputs(input, h0, c0)?;
         let upstream = self.check_upstream(checked.seq_len, checked.batch, grads)?;
+        let dropout = self.draw_dropout(checked.seq_len, checked.batch);
+        let inputs = RunInputs {
+            dropout: &dropout,
+            ..RunInputs::new(
+                checked.input.view(),
+                checked.h0.view(),
+                checked.c0.as_ref().map(|c| c.view()),
+            )
+        };
         let (out, stack_grads, _) = T::gpu_run(
             &gpu,
-            checked.input.view(),
-            checked.h0.view(),
-            checked.c0.as_ref().map(|c| c.view()),
-            None,
+            inputs,
             Some((upstream.as_upstream(), need_input_grad)),
             true,
         )?;
@@ -399,6 +435,12 @@ impl<T: Real> Rnn<T> {
             check_lengths(lengths, seq_len, batch)?;
         }
         let (h0, c0) = (h0.view(), c0.as_ref().map(|c| c.view()));
+        // PyTorch drops out in train() mode only: here, the forwards that keep a tape.
+        let dropout = if keep_tape {
+            self.draw_dropout(seq_len, batch)
+        } else {
+            Vec::new()
+        };
         let tape = |inner| Tape {
             inner,
             seq_len,
@@ -416,7 +458,14 @@ impl<T: Real> Rnn<T> {
                         one_hot.view()
                     }
                 };
-                let (out, _, gpu_tape) = T::gpu_run(&gpu, dense, h0, c0, lengths, None, true)?;
+                let inputs = RunInputs {
+                    input: dense,
+                    h0,
+                    c0,
+                    lengths,
+                    dropout: &dropout,
+                };
+                let (out, _, gpu_tape) = T::gpu_run(&gpu, inputs, None, true)?;
                 (
                     out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?,
                     TapeInner::Gpu(gpu_tape),
@@ -428,8 +477,18 @@ impl<T: Real> Rnn<T> {
                     CheckedInput::Dense(x) => LayerInput::Dense(x.view()),
                     CheckedInput::Tokens(ids) => LayerInput::Tokens(*ids),
                 };
+                let workspace = &self.workspace;
                 let (out, stack) = on_thread_pool(|| {
-                    stack::forward(cfg, &self.params, input, h0, c0, lengths, &self.workspace)
+                    stack::forward(
+                        cfg,
+                        &self.params,
+                        input,
+                        h0,
+                        c0,
+                        lengths,
+                        dropout,
+                        workspace,
+                    )
                 });
                 if !keep_tape {
                     // Inference: the tape's buffers go straight back to the workspace.

@@ -177,6 +177,7 @@ fn run_layer_case(
         bidirectional: file.meta_parsed("bidirectional")?,
         bias: file.contains("bias_ih_l0"),
         batch_first: false,
+        dropout: 0.0,
     };
     let params = RnnParams::from_lookup(&config, |name| {
         file.contains(name).then(|| file.f32(name)).transpose()

@@ -39,6 +39,8 @@ pub struct TrainOptions {
     pub batch: usize,
     pub lr: f32,
     pub clip: f32,
+    /// Dropout between the stacked layers while training (PyTorch's `dropout`).
+    pub dropout: f32,
     /// Stop after this many optimizer steps in all (a resumed run counts the earlier ones).
     pub steps: Option<usize>,
     /// Stop when this much wall-clock time has passed in this run.
@@ -59,6 +61,7 @@ impl TrainOptions {
             ("seq", self.seq.to_string()),
             ("batch", self.batch.to_string()),
             ("clip", self.clip.to_string()),
+            ("dropout", self.dropout.to_string()),
             ("seed", self.seed.to_string()),
             ("batching", self.batching.name().to_string()),
         ]
@@ -126,7 +129,10 @@ pub fn train_char_lm(
     };
     adam.set_lr(opts.lr);
     let mut lm = CharLm {
-        rnn: lm.rnn.with_backend(opts.backend)?,
+        rnn: lm
+            .rnn
+            .with_dropout(opts.dropout)?
+            .with_backend(opts.backend)?,
         head: lm.head,
     };
     let save = |lm: &CharLm, adam: &Adam, step: usize, state: &Option<LmState>| -> Result<()> {
@@ -156,6 +162,9 @@ pub fn train_char_lm(
         if new_pass {
             state = None;
         }
+        // Masks from (seed, step): a resumed run drops what an uninterrupted one would.
+        lm.rnn
+            .seed_dropout(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
         let mut result = lm.loss_and_grads(inputs.view(), targets.view(), state.as_ref())?;
         clip_and_step(
             &mut adam,

@@ -27,6 +27,7 @@ fn options(corpus: &CharCorpus, steps: usize, checkpoint: Option<PathBuf>) -> Tr
         batch: 4,
         lr: 1e-2,
         clip: 1.0,
+        dropout: 0.0,
         steps: Some(steps),
         seconds: None,
         backend: Backend::Cpu,
@@ -78,8 +79,10 @@ fn resumed_equals_uninterrupted(batching: Batching) {
         temp(&format!("straight-{name}")),
         temp(&format!("split-{name}")),
     );
+    // With dropout, so that the masks too must be drawn again as they were.
     let options = |steps: usize, checkpoint: Option<PathBuf>| TrainOptions {
         batching,
+        dropout: 0.2,
         ..options(&corpus, steps, checkpoint)
     };
     train_char_lm(&corpus, &options(12, Some(straight.clone())), None, |_| {}).unwrap();

@@ -39,6 +39,9 @@ pub struct TrainArgs {
     /// Clip gradients to this global L2 norm
     #[arg(long, default_value_t = 1.0)]
     clip: f32,
+    /// Dropout between the stacked layers while training, as PyTorch's `dropout`
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
     /// Stop after this many optimizer steps in all
     #[arg(long)]
     steps: Option<usize>,
@@ -132,6 +135,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         batch: args.batch,
         lr: args.lr,
         clip: args.clip,
+        dropout: args.dropout,
         steps: args.steps,
         seconds,
         backend,

@@ -5,13 +5,11 @@ use std::fmt::{Debug, Display};
 use ndarray::LinalgScalar;
 use num_traits::Float;
 
-use ndarray::ArrayView3;
-
 use super::activations;
 use super::stack::{StackGrads, StackOutput};
 use crate::config::RnnConfig;
 use crate::error::{Result, RnnError};
-use crate::gpu::{GpuContext, GpuModel, GpuTape, Upstream};
+use crate::gpu::{GpuContext, GpuModel, GpuTape, RunInputs, Upstream};
 use crate::params::RnnParams;
 
 /// What a GPU run returns: outputs and gradients when read back, and the tape.
@@ -32,10 +30,7 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
     /// A forward (and BPTT when `upstream` is given) on the GPU, which computes in f32 only.
     fn gpu_run(
         gpu: &GpuModel,
-        input: ArrayView3<'_, Self>,
-        h0: ArrayView3<'_, Self>,
-        c0: Option<ArrayView3<'_, Self>>,
-        lengths: Option<&[usize]>,
+        inputs: RunInputs<'_, Self>,
         upstream: Option<(Upstream<'_, Self>, bool)>,
         read_back: bool,
     ) -> Result<GpuRun<Self>>;
@@ -77,14 +72,11 @@ impl Real for f32 {
 
     fn gpu_run(
         gpu: &GpuModel,
-        input: ArrayView3<'_, f32>,
-        h0: ArrayView3<'_, f32>,
-        c0: Option<ArrayView3<'_, f32>>,
-        lengths: Option<&[usize]>,
+        inputs: RunInputs<'_, f32>,
         upstream: Option<(Upstream<'_, f32>, bool)>,
         read_back: bool,
     ) -> Result<GpuRun<f32>> {
-        gpu.run(input, h0, c0, lengths, upstream, read_back)
+        gpu.run(inputs, upstream, read_back)
     }
 
     fn gpu_backward(
@@ -137,10 +129,7 @@ impl Real for f64 {
 
     fn gpu_run(
         _: &GpuModel,
-        _: ArrayView3<'_, f64>,
-        _: ArrayView3<'_, f64>,
-        _: Option<ArrayView3<'_, f64>>,
-        _: Option<&[usize]>,
+        _: RunInputs<'_, f64>,
         _: Option<(Upstream<'_, f64>, bool)>,
         _: bool,
     ) -> Result<GpuRun<f64>> {

@@ -36,6 +36,8 @@ pub struct StackTape<T> {
     directions: Vec<DirectionTape<T>>,
     /// (B): each row's length, for a variable-length batch.
     lengths: Option<Vec<usize>>,
+    /// (T, B, D*H) per layer but the last: the dropout mask its output was multiplied by.
+    dropout: Vec<Array3<T>>,
 }
 
 impl<T: Real> StackTape<T> {
@@ -46,6 +48,7 @@ impl<T: Real> StackTape<T> {
             upper_inputs: Vec::new(),
             directions: Vec::new(),
             lengths: None,
+            dropout: Vec::new(),
         }
     }
 
@@ -77,7 +80,10 @@ pub struct StackGrads<T> {
 
 /// input (T, B, I) or (T, B) tokens in 0..I; h0, c0 (L*D, B, H); lengths (B), each in 1..=T,
 /// for a variable-length batch: outputs past a row's length are zero and h_n, c_n are each
-/// row's own last state. Shapes and token ranges are checked by the caller.
+/// row's own last state. dropout: empty, or one (T, B, D*H) mask per layer but the last, which
+/// multiplies that layer's output on its way up (`crate::dropout`). Shapes and token ranges are
+/// checked by the caller.
+#[allow(clippy::too_many_arguments)]
 pub fn forward<T: Real>(
     config: &RnnConfig,
     params: &RnnParams<T>,
@@ -85,6 +91,7 @@ pub fn forward<T: Real>(
     h0: ArrayView3<'_, T>,
     c0: Option<ArrayView3<'_, T>>,
     lengths: Option<&[usize]>,
+    dropout: Vec<Array3<T>>,
     workspace: &Workspace<T>,
 ) -> (StackOutput<T>, StackTape<T>) {
     let (seq, batch) = input.seq_batch();
@@ -132,6 +139,10 @@ pub fn forward<T: Real>(
         for (b, &len) in lengths.unwrap_or(&[]).iter().enumerate() {
             output.slice_mut(s![len.., b, ..]).fill(T::zero());
         }
+        if let Some(mask) = dropout.get(layer) {
+            // The layer above reads (and its weight gradient uses) the dropped output.
+            output.zip_mut_with(mask, |x, &m| *x = *x * m);
+        }
         upper_inputs.push(output);
     }
     let output = upper_inputs.pop().expect("at least one layer");
@@ -142,6 +153,7 @@ pub fn forward<T: Real>(
             upper_inputs,
             directions,
             lengths: lengths.map(<[usize]>::to_vec),
+            dropout,
         },
     )
 }
@@ -177,6 +189,7 @@ pub fn backward<T: Real>(
         upper_inputs,
         mut directions,
         lengths,
+        dropout,
     } = tape;
     let (seq, batch, _) = grad_output.dim();
     let (hidden, dirs) = (config.hidden_size, config.directions());
@@ -223,10 +236,13 @@ pub fn backward<T: Real>(
                 .expect("contiguous")
         });
         if layer > 0 {
-            grad_above = grad_input
+            let mut grad = grad_input
                 .take()
-                .expect("layers above the first always pass gradients down")
-                .into();
+                .expect("layers above the first always pass gradients down");
+            if let Some(mask) = dropout.get(layer - 1) {
+                grad.zip_mut_with(mask, |g, &m| *g = *g * m);
+            }
+            grad_above = grad.into();
         }
     }
     if let FirstInput::Dense(x) = first_input {

@@ -31,6 +31,8 @@ pub enum Kernel {
     /// `Matmul` with A, B and C in f16 (f16 inference); biases and arithmetic stay f32.
     MatmulF16,
     ColumnSum,
+    /// out = a * mask (dropout between layers, forward and backward)
+    Mask,
     RnnForward,
     /// The per-step forward with W_hh (transposed), gates and output in f16; likewise for LSTM
     /// and GRU.
@@ -54,6 +56,7 @@ const STEP_TILED: &str = include_str!("../../shaders/step_tiled.wgsl");
 const CELL: &str = include_str!("../../shaders/cell.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
+const MASK: &str = include_str!("../../shaders/mask.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
 const LSTM: &str = include_str!("../../shaders/lstm.wgsl");
 const GRU: &str = include_str!("../../shaders/gru.wgsl");
@@ -62,6 +65,7 @@ const HIDDEN_BACKWARD: &str = include_str!("../../shaders/hidden_backward.wgsl")
 // Binding layouts, one per shader file (both entry points of a cell file share theirs).
 const MATMUL_BINDINGS: &[Binding] = &[Uniform, Read, Read, ReadWrite, Read, Read];
 const COLUMN_SUM_BINDINGS: &[Binding] = &[Uniform, Read, ReadWrite];
+const MASK_BINDINGS: &[Binding] = &[Uniform, Read, Read, ReadWrite];
 const RNN_BINDINGS: &[Binding] = &[
     Step, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read, Read,
 ];
@@ -80,6 +84,7 @@ impl Kernel {
         match self {
             Kernel::Matmul | Kernel::MatmulF16 => ("matmul.wgsl", MATMUL),
             Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
+            Kernel::Mask => ("mask.wgsl", MASK),
             Kernel::RnnForward
             | Kernel::RnnForwardF16
             | Kernel::RnnForwardPersistent
@@ -99,7 +104,7 @@ impl Kernel {
     /// The preludes the source needs in front of it.
     fn preludes(self) -> &'static [&'static str] {
         match self {
-            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum => &[],
+            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum | Kernel::Mask => &[],
             Kernel::HiddenBackward => &[COMMON],
             _ => &[COMMON, CELL, PERSISTENT, STEP_TILED],
         }
@@ -119,9 +124,11 @@ impl Kernel {
             Kernel::RnnBackwardGates | Kernel::LstmBackwardGates | Kernel::GruBackwardGates => {
                 "backward_gates"
             }
-            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum | Kernel::HiddenBackward => {
-                "main"
-            }
+            Kernel::Matmul
+            | Kernel::MatmulF16
+            | Kernel::ColumnSum
+            | Kernel::Mask
+            | Kernel::HiddenBackward => "main",
         }
     }
 
@@ -142,6 +149,7 @@ impl Kernel {
         match self {
             Kernel::Matmul | Kernel::MatmulF16 => MATMUL_BINDINGS,
             Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
+            Kernel::Mask => MASK_BINDINGS,
             Kernel::RnnForward
             | Kernel::RnnForwardF16
             | Kernel::RnnForwardPersistent

@@ -52,6 +52,38 @@ pub struct GpuTape {
     generation: u64,
 }
 
+/// What a forward reads, seq-first and already checked.
+#[derive(Clone, Copy, Debug)]
+pub struct RunInputs<'a, T = f32> {
+    /// (T, B, I)
+    pub input: ArrayView3<'a, T>,
+    /// (L*D, B, H)
+    pub h0: ArrayView3<'a, T>,
+    /// (L*D, B, H), LSTM only
+    pub c0: Option<ArrayView3<'a, T>>,
+    /// (B), each in 1..=T, for a variable-length batch
+    pub lengths: Option<&'a [usize]>,
+    /// Empty, or one (T, B, D*H) mask per layer but the last (`crate::dropout`)
+    pub dropout: &'a [Array3<T>],
+}
+
+impl<'a, T> RunInputs<'a, T> {
+    /// A full-length batch with no dropout.
+    pub fn new(
+        input: ArrayView3<'a, T>,
+        h0: ArrayView3<'a, T>,
+        c0: Option<ArrayView3<'a, T>>,
+    ) -> Self {
+        RunInputs {
+            input,
+            h0,
+            c0,
+            lengths: None,
+            dropout: &[],
+        }
+    }
+}
+
 /// Upstream gradients, seq-first; `None` is zeros.
 pub struct Upstream<'a, T = f32> {
     /// (T, B, D*H)
@@ -168,17 +200,19 @@ impl GpuModel {
     }
 
     /// Forward pass; with `upstream`, BPTT too, in the same single submission.
-    /// input (T, B, I), h0 / c0 (L*D, B, H), all seq-first and already checked; lengths (B),
-    /// each in 1..=T, for a variable-length batch.
     pub fn run(
         &self,
-        input: ArrayView3<'_, f32>,
-        h0: ArrayView3<'_, f32>,
-        c0: Option<ArrayView3<'_, f32>>,
-        lengths: Option<&[usize]>,
+        inputs: RunInputs<'_>,
         upstream: Option<(Upstream<'_>, bool)>,
         read_back: bool,
     ) -> Result<crate::cpu::GpuRun<f32>> {
+        let RunInputs {
+            input,
+            h0,
+            c0,
+            lengths,
+            dropout,
+        } = inputs;
         let (seq, batch, _) = input.dim();
         let ctx = &self.ctx;
         if self.params.f16 && upstream.is_some() {
@@ -197,6 +231,7 @@ impl GpuModel {
             if let Some(c0) = c0 {
                 ctx.write(&plan.c0, &flat(c0));
             }
+            self.write_masks(plan, dropout)?;
             let mut encoder = ctx
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -275,6 +310,34 @@ impl GpuModel {
             let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
             Ok(self.unpack_grads(&mut values, tape.seq, tape.batch, need_input_grad))
         })
+    }
+
+    /// The training draw's masks, or ones for a forward without dropout (written once).
+    /// masks: empty or one (T, B, D*H) per layer but the last
+    fn write_masks(&self, plan: &mut Plan, masks: &[Array3<f32>]) -> Result<()> {
+        if masks.is_empty() {
+            if !plan.dropout.is_empty() && !plan.masks_are_ones {
+                let ones = vec![1.0f32; plan.seq * plan.batch * self.config.output_size()];
+                for drop in &plan.dropout {
+                    self.ctx.write(&drop.mask, &ones);
+                }
+                plan.masks_are_ones = true;
+            }
+            return Ok(());
+        }
+        if masks.len() != plan.dropout.len() {
+            return Err(RnnError::Config(format!(
+                "{} dropout masks for a plan with {} (the config's dropout is {})",
+                masks.len(),
+                plan.dropout.len(),
+                self.config.dropout
+            )));
+        }
+        for (drop, mask) in plan.dropout.iter().zip(masks) {
+            self.ctx.write(&drop.mask, &flat(mask.view()));
+        }
+        plan.masks_are_ones = false;
+        Ok(())
     }
 
     fn write_upstream(&self, plan: &Plan, upstream: &Upstream<'_>) {

@@ -93,6 +93,16 @@ impl ForwardVariant {
     }
 }
 
+/// Matches `Params` in shaders/mask.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MaskParams {
+    len: u32,
+    /// Invocations per grid row
+    row: u32,
+    pad: [u32; 2],
+}
+
 /// Matches `Params` in shaders/column_sum.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -157,6 +167,18 @@ struct DirectionPlan {
     input_grad: Call,
 }
 
+/// Dropout between a layer and the one above it, in training forwards.
+pub struct DropoutPlan {
+    /// (T, B, D*H): 0 or 1/(1-p); all ones for an inference forward
+    pub mask: wgpu::Buffer,
+    /// (T, B, D*H): the layer's output times the mask, what the layer above reads
+    dropped: wgpu::Buffer,
+    /// (T, B, D*H): dL/d(the layer's output) = dL/d(dropped) times the mask
+    grad_output: wgpu::Buffer,
+    forward: Call,
+    backward: Call,
+}
+
 /// Everything one (model, T, B) needs on the device.
 pub struct Plan {
     pub seq: usize,
@@ -188,6 +210,10 @@ pub struct Plan {
     pub h_n: wgpu::Buffer,
     pub c_n: wgpu::Buffer,
     directions: Vec<DirectionPlan>,
+    /// One per layer but the last when the config drops out (never for f16 inference).
+    pub dropout: Vec<DropoutPlan>,
+    /// The dropout masks hold ones (written by an inference forward), not a training draw.
+    pub masks_are_ones: bool,
     /// Bumped by every recorded forward: a tape from an older one is stale.
     pub generation: u64,
     /// Bytes of the buffers a forward writes (input, gates, states, cells, layer outputs).
@@ -263,21 +289,46 @@ impl Plan {
             h_n: ctx.zeros("h_n", states_len)?,
             c_n: ctx.zeros("c_n", states_len)?,
             directions: Vec::new(),
+            dropout: Vec::new(),
+            masks_are_ones: false,
             generation: 0,
             forward_bytes: 0,
             forward_variant,
         };
+        if config.drops_out() && !f16 {
+            for layer in 0..l - 1 {
+                let len = rows * d * h;
+                let mask = ctx.zeros("dropout mask", len)?;
+                let dropped = ctx.zeros("dropped layer output", len)?;
+                let grad_output = ctx.zeros("dropout gradient", len)?;
+                let forward = mask_call(ctx, &plan.outputs[layer], &mask, &dropped, len)?;
+                let backward =
+                    mask_call(ctx, &plan.grad_inputs[layer + 1], &mask, &grad_output, len)?;
+                plan.forward_bytes += mask.size() + dropped.size();
+                plan.dropout.push(DropoutPlan {
+                    mask,
+                    dropped,
+                    grad_output,
+                    forward,
+                    backward,
+                });
+            }
+        }
         for layer in 0..l {
             let features = config.layer_input_size(layer);
-            let x = if layer == 0 {
-                &plan.input
-            } else {
-                &plan.outputs[layer - 1]
+            // With dropout, a layer reads the dropped output of the one below, and its output
+            // gradient is the one of the dropped output passed back through the mask.
+            let x = match layer {
+                0 => &plan.input,
+                _ => match plan.dropout.get(layer - 1) {
+                    Some(drop) => &drop.dropped,
+                    None => &plan.outputs[layer - 1],
+                },
             };
-            let grad_out = if layer + 1 == l {
-                &plan.grad_output
-            } else {
-                &plan.grad_inputs[layer + 1]
+            let grad_out = match plan.dropout.get(layer) {
+                _ if layer + 1 == l => &plan.grad_output,
+                Some(drop) => &drop.grad_output,
+                None => &plan.grad_inputs[layer + 1],
             };
             for dir in 0..d {
                 let cell = &params.cells[layer * d + dir];
@@ -592,7 +643,8 @@ impl Plan {
                 label: Some("forward"),
                 timestamp_writes: None,
             });
-            for dir in &self.directions {
+            let d = self.config.directions();
+            for (k, dir) in self.directions.iter().enumerate() {
                 dispatch(ctx, &mut pass, &dir.projection, None)?;
                 dispatches += 1;
                 dispatches += match self.forward_variant {
@@ -604,6 +656,11 @@ impl Plan {
                         1
                     }
                 };
+                let last_of_layer = k % d == d - 1;
+                if let (true, Some(drop)) = (last_of_layer, self.dropout.get(k / d)) {
+                    dispatch(ctx, &mut pass, &drop.forward, None)?;
+                    dispatches += 1;
+                }
             }
         }
         for (k, dir) in self.directions.iter().enumerate() {
@@ -643,6 +700,11 @@ impl Plan {
             });
             for (k, dir) in self.directions.iter().enumerate().rev() {
                 let layer = k / d;
+                let first_of_layer = k % d == d - 1;
+                if let (true, Some(drop)) = (first_of_layer, self.dropout.get(layer)) {
+                    dispatch(ctx, &mut pass, &drop.backward, None)?;
+                    dispatches += 1;
+                }
                 for &t in dir.order.iter().rev() {
                     dispatches += steps(ctx, &mut pass, &dir.step_backward, [t])?;
                     dispatches += steps(ctx, &mut pass, &dir.hidden_backward, [t])?;
@@ -686,6 +748,31 @@ fn column_sum(
         kernel: Kernel::ColumnSum,
         group,
         grid: (groups(n, 64), 1, 1),
+    })
+}
+
+/// out = a * mask over `len` values (shaders/mask.wgsl).
+fn mask_call(
+    ctx: &GpuContext,
+    a: &wgpu::Buffer,
+    mask: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    len: usize,
+) -> Result<Call> {
+    let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let x = groups(len, 256).clamp(1, max_groups as u32);
+    let row = x as usize * 256;
+    let params = MaskParams {
+        len: len as u32,
+        row: row as u32,
+        pad: [0; 2],
+    };
+    let uniform = ctx.uniform("mask params", bytemuck::bytes_of(&params))?;
+    let group = ctx.bind_group(Kernel::Mask, &[&uniform, a, mask, out])?;
+    Ok(Call {
+        kernel: Kernel::Mask,
+        group,
+        grid: (x, groups(len, row), 1),
     })
 }
 
