@@ -24,6 +24,7 @@ pub mod error;
 pub mod gpu;
 pub mod interop;
 pub mod lm;
+pub mod lm_optimizer;
 pub mod model;
 pub mod nn;
 pub mod optim;

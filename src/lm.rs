@@ -7,7 +7,7 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView2, ArrayViewD};
 use crate::config::RnnConfig;
 use crate::conventions::Mode;
 use crate::error::{Result, RnnError};
-use crate::model::{OutputGrads, Rnn};
+use crate::model::{OutputGrads, Rnn, Tape};
 use crate::nn::linear::LinearGrads;
 use crate::nn::{Linear, cross_entropy};
 use crate::params::RnnParams;
@@ -46,6 +46,16 @@ impl LmGrads {
         out.extend(self.head.slices_mut());
         out
     }
+}
+
+/// One batch's loss, the head's gradients and the state to carry on, the stack's gradients left
+/// on the device (GPU training).
+pub struct LmDeviceStep {
+    pub loss: f32,
+    pub head: LinearGrads,
+    /// Each stack gradient's sum of squares, in `named()` order (their norm, for clipping).
+    pub rnn_square_sums: Vec<f32>,
+    pub state: LmState,
 }
 
 /// One batch's loss, gradients and the state to carry on.
@@ -140,6 +150,44 @@ impl CharLm {
         targets: ArrayView2<'_, usize>,
         state: Option<&LmState>,
     ) -> Result<LmStep> {
+        let (head_pass, tape) = self.forward_and_head(inputs, targets, state)?;
+        let rnn_grads = self.rnn.backward(tape, head_pass.upstream(), false)?;
+        Ok(LmStep {
+            loss: head_pass.loss,
+            grads: LmGrads {
+                rnn: rnn_grads.params,
+                head: head_pass.head,
+            },
+            state: head_pass.state,
+        })
+    }
+
+    /// `loss_and_grads` on the GPU backend with the stack's gradients left on the device for
+    /// `Rnn::adam_step_on_device`; the head's come back as usual.
+    pub fn loss_and_device_grads(
+        &self,
+        inputs: ArrayView2<'_, usize>,
+        targets: ArrayView2<'_, usize>,
+        state: Option<&LmState>,
+    ) -> Result<LmDeviceStep> {
+        let (head_pass, tape) = self.forward_and_head(inputs, targets, state)?;
+        let rnn_square_sums = self.rnn.backward_on_device(tape, head_pass.upstream())?;
+        Ok(LmDeviceStep {
+            loss: head_pass.loss,
+            head: head_pass.head,
+            rnn_square_sums,
+            state: head_pass.state,
+        })
+    }
+
+    /// The stack's training forward, the head and the loss, and the gradient of the loss by the
+    /// stack's output.
+    fn forward_and_head(
+        &self,
+        inputs: ArrayView2<'_, usize>,
+        targets: ArrayView2<'_, usize>,
+        state: Option<&LmState>,
+    ) -> Result<(HeadPass, Tape<f32>)> {
         if inputs.dim() != targets.dim() {
             return Err(RnnError::Shape {
                 tensor: "targets".into(),
@@ -164,24 +212,35 @@ impl CharLm {
         let grad_output = grad_flat
             .into_shape_with_order((seq, batch, width))
             .expect("contiguous");
-        let rnn_grads = self.rnn.backward(
-            tape,
-            OutputGrads {
-                output: Some(grad_output.view()),
-                ..Default::default()
-            },
-            false,
-        )?;
-        Ok(LmStep {
-            loss,
-            grads: LmGrads {
-                rnn: rnn_grads.params,
+        Ok((
+            HeadPass {
+                loss,
                 head,
+                grad_output,
+                state: LmState {
+                    h: out.h_n,
+                    c: out.c_n,
+                },
             },
-            state: LmState {
-                h: out.h_n,
-                c: out.c_n,
-            },
-        })
+            tape,
+        ))
+    }
+}
+
+/// What the head's forward and backward give the stack's backward.
+struct HeadPass {
+    loss: f32,
+    head: LinearGrads,
+    /// (T, B, H): dLoss / d(stack output)
+    grad_output: Array3<f32>,
+    state: LmState,
+}
+
+impl HeadPass {
+    fn upstream(&self) -> OutputGrads<'_, f32> {
+        OutputGrads {
+            output: Some(self.grad_output.view()),
+            ..Default::default()
+        }
     }
 }

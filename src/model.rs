@@ -15,6 +15,8 @@ use crate::error::{Result, RnnError, shape_string};
 use crate::gpu::{GpuContext, GpuModel, GpuTape, RunInputs, Upstream};
 use crate::params::RnnParams;
 
+mod device;
+
 /// A recurrent stack with its parameters, as `torch.nn.RNN/LSTM/GRU`.
 #[derive(Debug)]
 pub struct Rnn<T = f32> {
@@ -33,10 +35,14 @@ pub struct Rnn<T = f32> {
     f16: bool,
     /// Where training forwards draw their dropout masks from.
     dropout_masks: Mutex<MaskStream>,
+    /// Optimizer steps on the device changed the parameters since the host copy was read.
+    host_stale: bool,
 }
 
 impl<T: Real> Clone for Rnn<T> {
-    /// A clone on the GPU backend shares the device and uploads its own parameters on first use.
+    /// A clone on the GPU backend shares the device and uploads its own parameters on first use:
+    /// the host copy, so after optimizer steps on the device call `sync_params` first (a clone
+    /// made before refuses to build its device copy or change backend).
     fn clone(&self) -> Self {
         Rnn {
             config: self.config.clone(),
@@ -47,6 +53,7 @@ impl<T: Real> Clone for Rnn<T> {
             gpu_stale: AtomicBool::new(false),
             f16: self.f16,
             dropout_masks: Mutex::new(MaskStream::new(0)),
+            host_stale: self.host_stale,
         }
     }
 }
@@ -160,11 +167,13 @@ impl<T: Real> Rnn<T> {
             gpu_stale: AtomicBool::new(false),
             f16: false,
             dropout_masks: Mutex::new(MaskStream::new(0)),
+            host_stale: false,
         }
     }
 
     /// Moves the model to `backend`; the GPU backend opens the preferred adapter.
     pub fn with_backend(self, backend: Backend) -> Result<Self> {
+        self.check_host_current()?;
         match backend {
             Backend::Cpu => Ok(Rnn {
                 context: None,
@@ -179,6 +188,7 @@ impl<T: Real> Rnn<T> {
     /// Moves the model to the GPU of `context` (shared between models); parameters are uploaded
     /// now, so a model too large for the device fails here.
     pub fn with_gpu(self, context: Arc<GpuContext>) -> Result<Self> {
+        self.check_host_current()?;
         let model = Rnn {
             context: Some(context),
             gpu: Mutex::new(None),
@@ -213,6 +223,7 @@ impl<T: Real> Rnn<T> {
     /// The same model with dropout `p` between its layers in training forwards
     /// (`RnnConfig::dropout`); a GPU model rebuilds its device plans on next use.
     pub fn with_dropout(self, p: f32) -> Result<Self> {
+        self.check_host_current()?;
         let config = self.config.clone().dropout(p);
         config.validate()?;
         Ok(Rnn {
@@ -220,6 +231,17 @@ impl<T: Real> Rnn<T> {
             gpu: Mutex::new(None),
             ..self
         })
+    }
+
+    /// An error when optimizer steps on the device left the host parameters behind (see
+    /// `sync_params`): what would rebuild the device copy from them must not run then.
+    fn check_host_current(&self) -> Result<()> {
+        if self.host_stale {
+            return Err(RnnError::Config(
+                "the device holds newer parameters from optimizer steps there: call sync_params first".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Restarts the stream of dropout masks that training forwards draw (see
@@ -256,11 +278,17 @@ impl<T: Real> Rnn<T> {
         let mut slot = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
             Some(model) => {
+                if self.host_stale && self.gpu_stale.load(Ordering::Acquire) {
+                    return Err(RnnError::Config(
+                        "the host parameters were changed while the device held newer ones from optimizer steps there (call sync_params first)".into(),
+                    ));
+                }
                 if self.gpu_stale.swap(false, Ordering::AcqRel) {
                     T::gpu_update(model, &self.params)?;
                 }
             }
             None => {
+                self.check_host_current()?;
                 *slot = Some(Arc::new(T::gpu_model(
                     context.clone(),
                     &self.config,

@@ -10,8 +10,9 @@ use crate::config::RnnConfig;
 use crate::conventions::Mode;
 use crate::error::{Result, RnnError, shape_string};
 use crate::lm::CharLm;
+use crate::lm_optimizer::LmOptimizer;
 use crate::model::{OutputGrads, Rnn};
-use crate::optim::{Adam, clip_and_step};
+use crate::optim::Adam;
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
@@ -256,6 +257,7 @@ fn run_train_case(
     adam.beta2 = file.meta_parsed("beta2")?;
     adam.eps = file.meta_parsed("eps")?;
     let clip: f32 = file.meta_parsed("clip_grad_norm")?;
+    let mut optimizer = LmOptimizer::new(&lm, adam, Some(clip))?;
     let tokens = file.i64("tokens")?;
     let steps: usize = file.meta_parsed("steps")?;
     let (seq, batch): (usize, usize) = (file.meta_parsed("seq_len")?, file.meta_parsed("batch")?);
@@ -275,16 +277,12 @@ fn run_train_case(
             .expect("checked above");
         let inputs = window.slice(ndarray::s![..seq, ..]);
         let targets = window.slice(ndarray::s![1.., ..]);
-        let mut result = lm.loss_and_grads(inputs, targets, None)?;
-        let norm = clip_and_step(
-            &mut adam,
-            lm.param_slices_mut(),
-            result.grads.slices_mut(),
-            Some(clip),
-        );
-        norms.push(norm.expect("clipping was asked for"));
+        let result = optimizer.step(&mut lm, inputs, targets, None)?;
+        norms.push(result.grad_norm);
         losses.push(result.loss);
     }
+    // On the GPU the parameters were stepped on the device: read them back.
+    lm.rnn.sync_params()?;
     let mut computed = vec![
         ("loss".to_string(), ndarray::Array1::from(losses).into_dyn()),
         (

@@ -1,6 +1,7 @@
 //! The training loop of the character language model (what `rnn-wgpu train` and the `char_lm`
 //! example run): sequential batches with the state carried between them (truncated BPTT, the
-//! gradient cut at each batch), global-norm clipping, Adam, periodic atomic checkpoints.
+//! gradient cut at each batch), global-norm clipping, Adam (on the device for the GPU backend:
+//! `lm_optimizer`), periodic atomic checkpoints.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,8 +14,9 @@ use crate::checkpoint::{Checkpoint, LmSpec};
 use crate::data::{Batches, CharCorpus, RandomBatches, SequentialBatches, validation_windows};
 use crate::error::Result;
 use crate::lm::{CharLm, LmState};
+use crate::lm_optimizer::LmOptimizer;
 use crate::nn::cross_entropy;
-use crate::optim::{Adam, Optimizer, clip_and_step};
+use crate::optim::Adam;
 
 /// How the training text is cut into batches (see `data::Batches`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +114,7 @@ pub fn train_char_lm(
             opts.seq + 1
         )));
     }
-    let (lm, mut adam, mut step, mut state) = match resume {
+    let (lm, adam, mut step, mut state) = match resume {
         Some(ck) => {
             ck.check_matches(&opts.spec, &opts.fixed())?;
             (ck.lm, ck.adam, ck.step, ck.state)
@@ -127,7 +129,6 @@ pub fn train_char_lm(
             )
         }
     };
-    adam.set_lr(opts.lr);
     let mut lm = CharLm {
         rnn: lm
             .rnn
@@ -135,14 +136,21 @@ pub fn train_char_lm(
             .with_backend(opts.backend)?,
         head: lm.head,
     };
-    let save = |lm: &CharLm, adam: &Adam, step: usize, state: &Option<LmState>| -> Result<()> {
+    let mut optimizer = LmOptimizer::new(&lm, adam, Some(opts.clip))?;
+    optimizer.set_lr(opts.lr);
+    let save = |lm: &mut CharLm,
+                optimizer: &LmOptimizer,
+                step: usize,
+                state: &Option<LmState>|
+     -> Result<()> {
         let Some(path) = &opts.checkpoint else {
             return Ok(());
         };
+        let adam = optimizer.snapshot(lm)?;
         let ck = Checkpoint {
             spec: opts.spec.clone(),
             lm: lm.clone(),
-            adam: adam.clone(),
+            adam,
             step,
             state: state.clone(),
             options: opts.fixed(),
@@ -165,13 +173,7 @@ pub fn train_char_lm(
         // Masks from (seed, step): a resumed run drops what an uninterrupted one would.
         lm.rnn
             .seed_dropout(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
-        let mut result = lm.loss_and_grads(inputs.view(), targets.view(), state.as_ref())?;
-        clip_and_step(
-            &mut adam,
-            lm.param_slices_mut(),
-            result.grads.slices_mut(),
-            Some(opts.clip),
-        );
+        let result = optimizer.step(&mut lm, inputs.view(), targets.view(), state.as_ref())?;
         // The carried state is a plain value: the gradient is cut here (the notes' "detach").
         state = Some(result.state);
         step += 1;
@@ -185,10 +187,12 @@ pub fn train_char_lm(
             chars_per_sec,
         });
         if opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0 {
-            save(&lm, &adam, step, &state)?;
+            save(&mut lm, &optimizer, step, &state)?;
         }
     }
-    save(&lm, &adam, step, &state)?;
+    save(&mut lm, &optimizer, step, &state)?;
+    // The parameters a GPU run stepped on the device, on the host for the caller.
+    lm.rnn.sync_params()?;
     let elapsed = start.elapsed().as_secs_f64();
     let chars_per_sec = (step - first_step) as f64 * chars_per_step / elapsed.max(1e-9);
     let val_loss = validation_loss(&lm, val_ids, opts.seq, opts.batch)?;

@@ -64,17 +64,26 @@ fn the_loss_falls_on_a_learnable_text() {
 
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one() {
-    resumed_equals_uninterrupted(Batching::Sequential);
+    resumed_equals_uninterrupted(Batching::Sequential, Backend::Cpu);
 }
 
 #[test]
 fn a_resumed_run_of_random_batches_equals_an_uninterrupted_one() {
-    resumed_equals_uninterrupted(Batching::Random);
+    resumed_equals_uninterrupted(Batching::Random, Backend::Cpu);
 }
 
-fn resumed_equals_uninterrupted(batching: Batching) {
+/// On the GPU the stack's Adam moments live on the device: the checkpoint must read them back
+/// and the resumed run put them there again.
+#[test]
+fn a_resumed_gpu_run_equals_an_uninterrupted_one() {
+    if common::gpu().is_some() {
+        resumed_equals_uninterrupted(Batching::Sequential, Backend::Gpu);
+    }
+}
+
+fn resumed_equals_uninterrupted(batching: Batching, backend: Backend) {
     let corpus = corpus();
-    let name = batching.name();
+    let name = format!("{}-{backend:?}", batching.name());
     let (straight, split) = (
         temp(&format!("straight-{name}")),
         temp(&format!("split-{name}")),
@@ -82,6 +91,7 @@ fn resumed_equals_uninterrupted(batching: Batching) {
     // With dropout, so that the masks too must be drawn again as they were.
     let options = |steps: usize, checkpoint: Option<PathBuf>| TrainOptions {
         batching,
+        backend,
         dropout: 0.2,
         ..options(&corpus, steps, checkpoint)
     };
@@ -202,6 +212,14 @@ fn the_gpu_trains_like_the_cpu() {
         assert!(
             (a - b).abs() < 1e-4 * a.abs().max(1.0),
             "step {step}: cpu loss {a}, gpu loss {b}"
+        );
+    }
+    // The GPU stepped the stack on the device; the report's model holds those parameters.
+    for ((name, a), (_, b)) in cpu.lm.named().iter().zip(gpu.lm.named()) {
+        let err = (a - &b).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(
+            err < 2e-3,
+            "{name}: cpu and gpu parameters differ by {err:e}"
         );
     }
     assert!(

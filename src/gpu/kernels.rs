@@ -33,6 +33,10 @@ pub enum Kernel {
     ColumnSum,
     /// out = a * mask (dropout between layers, forward and backward)
     Mask,
+    /// One Adam / AdamW step of one parameter tensor
+    Adam,
+    /// Sum of squares of one gradient tensor
+    SumSquares,
     RnnForward,
     /// The per-step forward with W_hh (transposed), gates and output in f16; likewise for LSTM
     /// and GRU.
@@ -57,6 +61,8 @@ const CELL: &str = include_str!("../../shaders/cell.wgsl");
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 const MASK: &str = include_str!("../../shaders/mask.wgsl");
+const ADAM: &str = include_str!("../../shaders/adam.wgsl");
+const SUM_SQUARES: &str = include_str!("../../shaders/sum_squares.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
 const LSTM: &str = include_str!("../../shaders/lstm.wgsl");
 const GRU: &str = include_str!("../../shaders/gru.wgsl");
@@ -66,6 +72,10 @@ const HIDDEN_BACKWARD: &str = include_str!("../../shaders/hidden_backward.wgsl")
 const MATMUL_BINDINGS: &[Binding] = &[Uniform, Read, Read, ReadWrite, Read, Read];
 const COLUMN_SUM_BINDINGS: &[Binding] = &[Uniform, Read, ReadWrite];
 const MASK_BINDINGS: &[Binding] = &[Uniform, Read, Read, ReadWrite];
+const ADAM_BINDINGS: &[Binding] = &[
+    Uniform, Uniform, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite,
+];
+const SUM_SQUARES_BINDINGS: &[Binding] = &[Uniform, Read, ReadWrite];
 const RNN_BINDINGS: &[Binding] = &[
     Step, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read, Read,
 ];
@@ -85,6 +95,8 @@ impl Kernel {
             Kernel::Matmul | Kernel::MatmulF16 => ("matmul.wgsl", MATMUL),
             Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
             Kernel::Mask => ("mask.wgsl", MASK),
+            Kernel::Adam => ("adam.wgsl", ADAM),
+            Kernel::SumSquares => ("sum_squares.wgsl", SUM_SQUARES),
             Kernel::RnnForward
             | Kernel::RnnForwardF16
             | Kernel::RnnForwardPersistent
@@ -104,7 +116,12 @@ impl Kernel {
     /// The preludes the source needs in front of it.
     fn preludes(self) -> &'static [&'static str] {
         match self {
-            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum | Kernel::Mask => &[],
+            Kernel::Matmul
+            | Kernel::MatmulF16
+            | Kernel::ColumnSum
+            | Kernel::Mask
+            | Kernel::Adam
+            | Kernel::SumSquares => &[],
             Kernel::HiddenBackward => &[COMMON],
             _ => &[COMMON, CELL, PERSISTENT, STEP_TILED],
         }
@@ -128,6 +145,8 @@ impl Kernel {
             | Kernel::MatmulF16
             | Kernel::ColumnSum
             | Kernel::Mask
+            | Kernel::Adam
+            | Kernel::SumSquares
             | Kernel::HiddenBackward => "main",
         }
     }
@@ -150,6 +169,8 @@ impl Kernel {
             Kernel::Matmul | Kernel::MatmulF16 => MATMUL_BINDINGS,
             Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
             Kernel::Mask => MASK_BINDINGS,
+            Kernel::Adam => ADAM_BINDINGS,
+            Kernel::SumSquares => SUM_SQUARES_BINDINGS,
             Kernel::RnnForward
             | Kernel::RnnForwardF16
             | Kernel::RnnForwardPersistent

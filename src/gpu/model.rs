@@ -7,6 +7,7 @@ use ndarray::{Array3, ArrayView3};
 
 use super::buffers::{Precision, Readback};
 use super::context::GpuContext;
+use super::optimizer::DeviceAdam;
 use super::params::GpuParams;
 use super::plan::{DispatchCount, ForwardVariant, Plan};
 use crate::config::RnnConfig;
@@ -16,9 +17,11 @@ use crate::params::RnnParams;
 
 /// The stack's parameters and plans on one device.
 pub struct GpuModel {
-    ctx: Arc<GpuContext>,
+    pub(super) ctx: Arc<GpuContext>,
     config: RnnConfig,
-    params: GpuParams,
+    pub(super) params: GpuParams,
+    /// Adam moments for steps on the device, made on the first one.
+    pub(super) adam: Mutex<Option<DeviceAdam>>,
     plans: Mutex<HashMap<(usize, usize), Plan>>,
     /// Forces the forward kernels instead of the per-shape choice.
     forward_override: Mutex<Option<ForwardVariant>>,
@@ -118,6 +121,7 @@ impl GpuModel {
             ctx,
             config: config.clone(),
             params: gpu_params,
+            adam: Mutex::new(None),
             plans: Mutex::new(HashMap::new()),
             forward_override: Mutex::new(None),
             stats: Mutex::default(),
@@ -284,12 +288,31 @@ impl GpuModel {
         upstream: Upstream<'_>,
         need_input_grad: bool,
     ) -> Result<StackGrads<f32>> {
+        let grads = self.record_backward(tape, upstream, Some(need_input_grad))?;
+        Ok(grads.expect("read back when asked"))
+    }
+
+    /// BPTT through the forward that made `tape`, every gradient left on the device (for
+    /// `adam_step`); nothing is read back.
+    pub fn backward_in_place(&self, tape: GpuTape, upstream: Upstream<'_>) -> Result<()> {
+        self.record_backward(tape, upstream, None).map(drop)
+    }
+
+    /// One submission of BPTT; `read_back`: whether to read every gradient back, with the
+    /// input gradient or not.
+    fn record_backward(
+        &self,
+        tape: GpuTape,
+        upstream: Upstream<'_>,
+        read_back: Option<bool>,
+    ) -> Result<Option<StackGrads<f32>>> {
         if self.params.f16 {
             return Err(RnnError::Unsupported(
                 "training an f16 model (f16 is for inference)".into(),
             ));
         }
         let ctx = &self.ctx;
+        let need_input_grad = read_back.unwrap_or(false);
         self.with_plan(tape.seq, tape.batch, |plan| {
             if plan.generation != tape.generation {
                 return Err(RnnError::Config(
@@ -299,7 +322,10 @@ impl GpuModel {
             self.write_upstream(plan, &upstream);
             let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rnn backward") });
             let backward = ctx.checked("recording the backward pass", || plan.record_backward(ctx, &mut encoder, need_input_grad))??;
-            let reads = self.grad_list(plan, need_input_grad);
+            let reads = match read_back {
+                Some(_) => self.grad_list(plan, need_input_grad),
+                None => Vec::new(),
+            };
             let staging = ctx.stage_copies(&mut encoder, &reads)?;
             ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
             {
@@ -307,8 +333,11 @@ impl GpuModel {
                 stats.submissions += 1;
                 stats.last = DispatchCount { forward: 0, backward };
             }
+            if read_back.is_none() {
+                return Ok(None);
+            }
             let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
-            Ok(self.unpack_grads(&mut values, tape.seq, tape.batch, need_input_grad))
+            Ok(Some(self.unpack_grads(&mut values, tape.seq, tape.batch, need_input_grad)))
         })
     }
 

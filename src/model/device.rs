@@ -1,0 +1,65 @@
+//! Training on the device: BPTT whose gradients stay there, Adam / AdamW steps there, and the
+//! host copy of the parameters refreshed only when asked for (checkpoints, moving the model).
+
+use super::{Rnn, Tape, TapeInner};
+use crate::error::{Result, RnnError};
+use crate::gpu::{AdamStep, GpuModel};
+use crate::model::OutputGrads;
+use std::sync::Arc;
+
+impl Rnn<f32> {
+    fn device(&self, what: &str) -> Result<Arc<GpuModel>> {
+        self.gpu_model()?
+            .ok_or_else(|| RnnError::Unsupported(format!("{what} on the CPU backend")))
+    }
+
+    /// BPTT on the GPU through `tape` with every parameter gradient left on the device for
+    /// `adam_step_on_device`; returns each gradient's sum of squares in `named()` order (for
+    /// global-norm clipping). Upstream gradients as `backward`.
+    pub fn backward_on_device(
+        &self,
+        tape: Tape<f32>,
+        grads: OutputGrads<'_, f32>,
+    ) -> Result<Vec<f32>> {
+        let gpu = self.device("backward_on_device")?;
+        let upstream = self.check_upstream(tape.seq_len, tape.batch, grads)?;
+        let TapeInner::Gpu(gpu_tape) = tape.inner else {
+            return Err(RnnError::Config("a CPU tape given to a GPU model".into()));
+        };
+        gpu.backward_in_place(gpu_tape, upstream.as_upstream())?;
+        gpu.grad_square_sums()
+    }
+
+    /// One Adam / AdamW step of every parameter on the device, from the gradients
+    /// `backward_on_device` left there. The host copy (`params()`) is stale until
+    /// `sync_params`; nothing is read back here.
+    pub fn adam_step_on_device(&mut self, step: &AdamStep) -> Result<()> {
+        let gpu = self.device("adam_step_on_device")?;
+        gpu.adam_step(step)?;
+        self.host_stale = true;
+        Ok(())
+    }
+
+    /// Reads the parameters back from the device when steps there changed them.
+    pub fn sync_params(&mut self) -> Result<()> {
+        if !self.host_stale {
+            return Ok(());
+        }
+        let gpu = self.device("sync_params")?;
+        self.params = gpu.read_params()?;
+        self.host_stale = false;
+        Ok(())
+    }
+
+    /// The device's Adam moments (m, v), one vector per parameter in `named()` order; `None`
+    /// before the first step there.
+    #[allow(clippy::type_complexity)]
+    pub fn device_moments(&self) -> Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
+        self.device("device_moments")?.read_moments()
+    }
+
+    /// Sets the device's Adam moments, as `device_moments` returns them (resuming a run).
+    pub fn set_device_moments(&self, m: &[Vec<f32>], v: &[Vec<f32>]) -> Result<()> {
+        self.device("set_device_moments")?.write_moments(m, v)
+    }
+}

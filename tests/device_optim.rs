@@ -1,0 +1,124 @@
+//! Optimizer steps on the device (`Rnn::backward_on_device` + `adam_step_on_device`) against
+//! the host's `optim::Adam` (which the parity cases check against PyTorch): AdamW with weight
+//! decay and a clip factor below 1, several steps, gradient norms and parameters; and what the
+//! host copy may and may not do while the device holds newer parameters.
+
+mod common;
+
+use ndarray::Array3;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rnn_wgpu::gpu::AdamStep;
+use rnn_wgpu::optim::{Adam, clip_and_step};
+use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig};
+
+fn random3(rng: &mut StdRng, dims: (usize, usize, usize)) -> Array3<f32> {
+    Array3::from_shape_simple_fn(dims, || rng.random_range(-1.0f32..1.0))
+}
+
+#[test]
+fn device_adamw_steps_equal_the_host_ones() {
+    let Some(ctx) = common::gpu() else { return };
+    let config = RnnConfig::new(Mode::Gru, 5, 8)
+        .layers(2)
+        .bidirectional(true);
+    let mut cpu = Rnn::<f32>::new(config, 2).unwrap();
+    let mut gpu = cpu.clone().with_gpu(ctx).unwrap();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut adam = Adam::adamw(1e-2, 0.1);
+    let clip = 0.5; // below every step's norm here, so the clip factor is exercised
+    for step in 1..=4u64 {
+        let x = random3(&mut rng, (6, 3, 5));
+        let gy = random3(&mut rng, (6, 3, 16));
+        let upstream = OutputGrads {
+            output: Some(gy.view()),
+            ..Default::default()
+        };
+        let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
+        let mut grads = cpu.backward(tape, upstream, false).unwrap().params;
+        let host_norm = clip_and_step(
+            &mut adam,
+            cpu.params_mut().slices_mut(),
+            grads.slices_mut(),
+            Some(clip),
+        )
+        .unwrap();
+
+        let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
+        let sums = gpu.backward_on_device(tape, upstream).unwrap();
+        let norm = sums.iter().map(|&s| s as f64).sum::<f64>().sqrt() as f32;
+        assert!(
+            (norm - host_norm).abs() <= 1e-4 * host_norm,
+            "step {step}: device norm {norm}, host {host_norm}"
+        );
+        assert!(
+            clip / (norm + 1e-6) < 1.0,
+            "step {step}: the clip must bite"
+        );
+        gpu.adam_step_on_device(&AdamStep {
+            lr: adam.lr,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            weight_decay: adam.weight_decay,
+            step,
+            grad_scale: clip / (norm + 1e-6),
+        })
+        .unwrap();
+    }
+    // The device's forward uses the stepped parameters (and W_hh's transposed copy).
+    let x = random3(&mut rng, (4, 2, 5));
+    let on_gpu = gpu.forward(x.view(), None, None).unwrap().output;
+    let on_cpu = cpu.forward(x.view(), None, None).unwrap().output;
+    let err = (&on_gpu - &on_cpu)
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(err < 1e-3, "forward after the steps differs by {err:e}");
+    gpu.sync_params().unwrap();
+    let (mut g, mut c) = (gpu.params().clone(), cpu.params().clone());
+    for (k, (g, c)) in g.slices_mut().iter().zip(c.slices_mut()).enumerate() {
+        let err = g
+            .iter()
+            .zip(c.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 1e-4,
+            "parameter tensor {k} differs by {err:e} after 4 steps"
+        );
+    }
+}
+
+#[test]
+fn a_model_with_newer_parameters_on_the_device_refuses_to_be_rebuilt_from_the_host() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut gpu = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 3, 4), 0)
+        .unwrap()
+        .with_gpu(ctx)
+        .unwrap();
+    let x = Array3::<f32>::ones((2, 1, 3));
+    let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
+    gpu.backward_on_device(tape, OutputGrads::default())
+        .unwrap();
+    let step = AdamStep {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        step: 1,
+        grad_scale: 1.0,
+    };
+    gpu.adam_step_on_device(&step).unwrap();
+    let err = gpu.clone().with_backend(Backend::Cpu).unwrap_err();
+    assert!(err.to_string().contains("sync_params"), "{err}");
+    gpu.sync_params().unwrap();
+    assert!(gpu.with_backend(Backend::Cpu).is_ok());
+    // And on the CPU backend there is no device to step on.
+    let cpu = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 3, 4), 0).unwrap();
+    let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
+    let err = cpu
+        .backward_on_device(tape, OutputGrads::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("CPU backend"), "{err}");
+}
