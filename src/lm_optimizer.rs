@@ -7,9 +7,8 @@ use ndarray::ArrayView2;
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::gpu::AdamStep;
 use crate::lm::{CharLm, LmState};
-use crate::optim::{Adam, Optimizer, clip_and_step};
+use crate::optim::{Adam, Optimizer, clip_and_step, clip_factor, scale_grads, sum_of_squares};
 
 /// What one step reports.
 pub struct StepResult {
@@ -75,37 +74,18 @@ impl LmOptimizer {
             });
         }
         let mut result = lm.loss_and_device_grads(inputs, targets, state)?;
-        let head_sum: f64 = result
-            .head
-            .slices_mut()
-            .iter()
-            .flat_map(|g| g.iter())
-            .map(|&g| (g as f64) * (g as f64))
-            .sum();
-        let stack_sum: f64 = result.rnn_square_sums.iter().map(|&s| s as f64).sum();
-        let norm = (head_sum + stack_sum).sqrt() as f32;
-        // As torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when that is below 1.
-        let scale = match self.clip {
-            Some(max) if max / (norm + 1e-6) < 1.0 => max / (norm + 1e-6),
-            _ => 1.0,
-        };
         let mut head_grads = result.head.slices_mut();
-        if scale < 1.0 {
-            for g in head_grads.iter_mut() {
-                g.iter_mut().for_each(|v| *v *= scale);
-            }
+        let stack_sum: f64 = result.rnn_square_sums.iter().map(|&s| s as f64).sum();
+        let norm = (sum_of_squares(&head_grads) + stack_sum).sqrt() as f32;
+        // One factor for both halves, from the norm over all of them, as clip_grad_norm.
+        let scale = self.clip.and_then(|max| clip_factor(norm, max));
+        if let Some(coef) = scale {
+            scale_grads(&mut head_grads, coef);
         }
         let grads: Vec<&[f32]> = head_grads.iter().map(|g| &**g).collect();
         self.adam.step(&mut lm.head.slices_mut(), &grads);
-        lm.rnn.adam_step_on_device(&AdamStep {
-            lr: self.adam.lr,
-            beta1: self.adam.beta1,
-            beta2: self.adam.beta2,
-            eps: self.adam.eps,
-            weight_decay: self.adam.weight_decay,
-            step: self.adam.step,
-            grad_scale: scale,
-        })?;
+        lm.rnn
+            .adam_step_on_device(&self.adam, scale.unwrap_or(1.0))?;
         Ok(StepResult {
             loss: result.loss,
             grad_norm: if self.clip.is_some() { norm } else { 0.0 },

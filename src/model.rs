@@ -323,11 +323,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) = self.run_forward(ModelInput::Dense(input), None, h0, c0, false)?;
-        if let TapeInner::Cpu(stack) = tape.inner {
-            stack.recycle(&self.workspace);
-        }
-        Ok(out)
+        self.infer(ModelInput::Dense(input), None, h0, c0)
     }
 
     /// `forward` of one-hot rows given as token ids: tokens (T, B) or (B, T) with `batch_first`,
@@ -339,11 +335,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) = self.run_forward(ModelInput::Tokens(tokens), None, h0, c0, false)?;
-        if let TapeInner::Cpu(stack) = tape.inner {
-            stack.recycle(&self.workspace);
-        }
-        Ok(out)
+        self.infer(ModelInput::Tokens(tokens), None, h0, c0)
     }
 
     /// `forward_tokens` that also returns the tape `backward` needs (which then gives no input
@@ -368,12 +360,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        let (out, tape) =
-            self.run_forward(ModelInput::Dense(input), Some(lengths), h0, c0, false)?;
-        if let TapeInner::Cpu(stack) = tape.inner {
-            stack.recycle(&self.workspace);
-        }
-        Ok(out)
+        self.infer(ModelInput::Dense(input), Some(lengths), h0, c0)
     }
 
     /// `forward_packed` that also returns the tape `backward` needs; the backward pass then
@@ -433,6 +420,17 @@ impl<T: Real> Rnn<T> {
         Ok((self.api_output(out), self.api_grads(grads)))
     }
 
+    /// A forward that keeps no tape (`run_forward` hands the CPU buffers back itself).
+    fn infer(
+        &self,
+        input: ModelInput<'_, T>,
+        lengths: Option<&[usize]>,
+        h0: Option<ArrayView3<'_, T>>,
+        c0: Option<ArrayView3<'_, T>>,
+    ) -> Result<RnnOutput<T>> {
+        Ok(self.run_forward(input, lengths, h0, c0, false)?.0)
+    }
+
     fn run_forward(
         &self,
         input: ModelInput<'_, T>,
@@ -482,7 +480,7 @@ impl<T: Real> Rnn<T> {
                 let dense = match &input {
                     CheckedInput::Dense(x) => x.view(),
                     CheckedInput::Tokens(ids) => {
-                        one_hot = crate::tokens::one_hot(*ids, self.config.input_size)?;
+                        one_hot = crate::tokens::one_hot_checked(*ids, self.config.input_size);
                         one_hot.view()
                     }
                 };

@@ -20,10 +20,15 @@ pub fn check_tokens(name: &str, tokens: ArrayView2<'_, usize>, vocab: usize) -> 
 /// tokens (T, B) -> (T, B, vocab) one-hot rows.
 pub fn one_hot<T: Real>(tokens: ArrayView2<'_, usize>, vocab: usize) -> Result<Array3<T>> {
     check_tokens("tokens", tokens, vocab)?;
+    Ok(one_hot_checked(tokens, vocab))
+}
+
+/// `one_hot` of ids already checked to be in 0..`vocab`.
+pub(crate) fn one_hot_checked<T: Real>(tokens: ArrayView2<'_, usize>, vocab: usize) -> Array3<T> {
     let (seq, batch) = tokens.dim();
     let mut x = Array3::zeros((seq, batch, vocab));
     for ((t, b), &id) in tokens.indexed_iter() {
         x[[t, b, id]] = T::one();
     }
-    Ok(x)
+    x
 }

@@ -8,7 +8,6 @@ mod common;
 use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rnn_wgpu::gpu::AdamStep;
 use rnn_wgpu::optim::{Adam, clip_and_step};
 use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig};
 
@@ -55,16 +54,10 @@ fn device_adamw_steps_equal_the_host_ones() {
             clip / (norm + 1e-6) < 1.0,
             "step {step}: the clip must bite"
         );
-        gpu.adam_step_on_device(&AdamStep {
-            lr: adam.lr,
-            beta1: adam.beta1,
-            beta2: adam.beta2,
-            eps: adam.eps,
-            weight_decay: adam.weight_decay,
-            step,
-            grad_scale: clip / (norm + 1e-6),
-        })
-        .unwrap();
+        // The host's AdamW, its step count already at this step.
+        assert_eq!(adam.step, step);
+        gpu.adam_step_on_device(&adam, clip / (norm + 1e-6))
+            .unwrap();
     }
     // The device's forward uses the stepped parameters (and W_hh's transposed copy).
     let x = random3(&mut rng, (4, 2, 5));
@@ -100,16 +93,9 @@ fn a_model_with_newer_parameters_on_the_device_refuses_to_be_rebuilt_from_the_ho
     let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
     gpu.backward_on_device(tape, OutputGrads::default())
         .unwrap();
-    let step = AdamStep {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        step: 1,
-        grad_scale: 1.0,
-    };
-    gpu.adam_step_on_device(&step).unwrap();
+    let mut adam = Adam::new(1e-2);
+    adam.step = 1;
+    gpu.adam_step_on_device(&adam, 1.0).unwrap();
     let err = gpu.clone().with_backend(Backend::Cpu).unwrap_err();
     assert!(err.to_string().contains("sync_params"), "{err}");
     gpu.sync_params().unwrap();

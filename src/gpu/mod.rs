@@ -13,5 +13,4 @@ mod stream;
 pub use context::{ADAPTER_ENV, GpuContext, list_adapters};
 pub use kernels::Kernel;
 pub use model::{GpuModel, GpuStats, GpuTape, RunInputs, Upstream};
-pub use optimizer::AdamStep;
 pub use plan::{DispatchCount, FORWARD_ENV, ForwardVariant, MAX_PERSISTENT_HIDDEN};

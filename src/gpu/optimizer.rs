@@ -11,22 +11,8 @@ use super::context::GpuContext;
 use super::kernels::Kernel;
 use super::model::GpuModel;
 use crate::error::{Result, RnnError};
+use crate::optim::Adam;
 use crate::params::RnnParams;
-
-/// One Adam / AdamW step: the host `optim::Adam`'s hyperparameters and the clip factor.
-#[derive(Clone, Copy, Debug)]
-pub struct AdamStep {
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    /// Decoupled weight decay (AdamW); 0 for Adam.
-    pub weight_decay: f32,
-    /// The step number t, from 1 (bias corrections).
-    pub step: u64,
-    /// Every gradient is multiplied by this first: min(1, max_norm / (||g|| + 1e-6)).
-    pub grad_scale: f32,
-}
 
 /// Matches `Hyper` in shaders/adam.wgsl.
 #[repr(C)]
@@ -185,18 +171,20 @@ impl GpuModel {
     }
 
     /// One Adam / AdamW step of every parameter from the gradients the last backward left on
-    /// the device (one submission, nothing read back).
-    pub fn adam_step(&self, step: &AdamStep) -> Result<()> {
+    /// the device, each first multiplied by `grad_scale` (the global-norm clip factor, or 1),
+    /// with `adam`'s hyperparameters at its step count `adam.step` (already counting this
+    /// step). One submission, nothing read back; `adam`'s own moments are not touched.
+    pub fn adam_step(&self, adam: &Adam, grad_scale: f32) -> Result<()> {
         let ctx = &self.ctx;
-        let t = step.step.max(1) as i32;
+        let t = adam.step.max(1) as i32;
         let hyper = Hyper {
-            step_size: step.lr / (1.0 - step.beta1.powi(t)),
-            beta1: step.beta1,
-            beta2: step.beta2,
-            eps: step.eps,
-            bias2_sqrt: (1.0 - step.beta2.powi(t)).sqrt(),
-            decay: 1.0 - step.lr * step.weight_decay,
-            scale: step.grad_scale,
+            step_size: adam.lr / (1.0 - adam.beta1.powi(t)),
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            bias2_sqrt: (1.0 - adam.beta2.powi(t)).sqrt(),
+            decay: 1.0 - adam.lr * adam.weight_decay,
+            scale: grad_scale,
             pad: 0.0,
         };
         self.with_device_adam(|state| {

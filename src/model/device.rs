@@ -3,8 +3,9 @@
 
 use super::{Rnn, Tape, TapeInner};
 use crate::error::{Result, RnnError};
-use crate::gpu::{AdamStep, GpuModel};
+use crate::gpu::GpuModel;
 use crate::model::OutputGrads;
+use crate::optim::Adam;
 use std::sync::Arc;
 
 impl Rnn<f32> {
@@ -31,11 +32,12 @@ impl Rnn<f32> {
     }
 
     /// One Adam / AdamW step of every parameter on the device, from the gradients
-    /// `backward_on_device` left there. The host copy (`params()`) is stale until
-    /// `sync_params`; nothing is read back here.
-    pub fn adam_step_on_device(&mut self, step: &AdamStep) -> Result<()> {
+    /// `backward_on_device` left there times `grad_scale`, with `adam`'s hyperparameters at
+    /// step `adam.step` (its host moments are not used). The host copy (`params()`) is stale
+    /// until `sync_params`; nothing is read back here.
+    pub fn adam_step_on_device(&mut self, adam: &Adam, grad_scale: f32) -> Result<()> {
         let gpu = self.device("adam_step_on_device")?;
-        gpu.adam_step(step)?;
+        gpu.adam_step(adam, grad_scale)?;
         self.host_stale = true;
         Ok(())
     }

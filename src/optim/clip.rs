@@ -3,21 +3,36 @@
 /// g <- min(1, max_norm / (||g|| + 1e-6)) g over all gradients together; returns ||g|| (the
 /// total L2 norm before clipping).
 pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32) -> f32 {
-    let total = grads
+    let total = sum_of_squares(grads).sqrt() as f32;
+    if let Some(coef) = clip_factor(total, max_norm) {
+        scale_grads(grads, coef);
+    }
+    total
+}
+
+/// The sum of squares of every gradient entry, in f64 (for a norm over several sources).
+pub fn sum_of_squares(grads: &[&mut [f32]]) -> f64 {
+    grads
         .iter()
         .flat_map(|g| g.iter())
         .map(|&v| (v as f64) * (v as f64))
-        .sum::<f64>()
-        .sqrt() as f32;
-    let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
-        for g in grads.iter_mut() {
-            for v in g.iter_mut() {
-                *v *= coef;
-            }
+        .sum()
+}
+
+/// max_norm / (norm + 1e-6) when that is below 1 (the gradients must shrink), as
+/// `torch.nn.utils.clip_grad_norm_`; `None` when they stay as they are.
+pub fn clip_factor(norm: f32, max_norm: f32) -> Option<f32> {
+    let coef = max_norm / (norm + 1e-6);
+    (coef < 1.0).then_some(coef)
+}
+
+/// g <- coef g
+pub fn scale_grads(grads: &mut [&mut [f32]], coef: f32) {
+    for g in grads.iter_mut() {
+        for v in g.iter_mut() {
+            *v *= coef;
         }
     }
-    total
 }
 
 /// g <- clamp(g, -limit, limit)

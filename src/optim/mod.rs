@@ -6,7 +6,7 @@ mod clip;
 mod sgd;
 
 pub use adam::Adam;
-pub use clip::{clip_grad_norm, clip_grad_value};
+pub use clip::{clip_factor, clip_grad_norm, clip_grad_value, scale_grads, sum_of_squares};
 pub use sgd::Sgd;
 
 /// One optimizer step over every parameter with its gradient.
