@@ -1,7 +1,7 @@
-//! Vectorised f32 sigmoid and tanh. libm's `expf` is a scalar call per element, which would cost
-//! more than the recurrent matrix product itself at H=256; this exp is branch-free (Cephes'
-//! polynomial, max relative error about 2 ulp) so the compiler turns the loops into SIMD, and the
-//! loops are compiled a second time for AVX2+FMA and picked at run time.
+//! f32 sigmoid and tanh that vectorise. libm's `expf` is a scalar call per element, which would
+//! cost more than the recurrent matrix product itself at H=256; this exp is branch-free (Cephes'
+//! polynomial, max relative error about 2 ulp) and always inlined, so the gate loops that call it
+//! compile to SIMD inside the caller's runtime dispatch (`pulp`).
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 // ln 2 split in two so that n * LN2_HI is exact for |n| < 2^9.
@@ -29,67 +29,15 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid_scalar(x: f32) -> f32 {
+pub fn sigmoid_f32(x: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-x))
 }
 
 /// tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) <= 1: no overflow, no branch.
 #[inline(always)]
-fn tanh_scalar(x: f32) -> f32 {
+pub fn tanh_f32(x: f32) -> f32 {
     let e = exp_f32(-2.0 * x.abs());
     ((1.0 - e) / (1.0 + e)).copysign(x)
-}
-
-#[inline(always)]
-fn sigmoid_loop(xs: &mut [f32]) {
-    for x in xs {
-        *x = sigmoid_scalar(*x);
-    }
-}
-
-#[inline(always)]
-fn tanh_loop(xs: &mut [f32]) {
-    for x in xs {
-        *x = tanh_scalar(*x);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn sigmoid(xs: &mut [f32]) {
-        super::sigmoid_loop(xs)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn tanh(xs: &mut [f32]) {
-        super::tanh_loop(xs)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-}
-
-/// xs <- sigmoid(xs)
-pub fn sigmoid_f32(xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU has the features the function was compiled for.
-        return unsafe { avx2::sigmoid(xs) };
-    }
-    sigmoid_loop(xs)
-}
-
-/// xs <- tanh(xs)
-pub fn tanh_f32(xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU has the features the function was compiled for.
-        return unsafe { avx2::tanh(xs) };
-    }
-    tanh_loop(xs)
 }
 
 #[cfg(test)]
@@ -100,10 +48,8 @@ mod tests {
     #[test]
     fn sigmoid_and_tanh_match_libm() {
         let grid: Vec<f32> = (-40_000..=40_000).map(|i| i as f32 * 1e-3).collect();
-        let mut sig = grid.clone();
-        let mut tanh = grid.clone();
-        sigmoid_f32(&mut sig);
-        tanh_f32(&mut tanh);
+        let sig: Vec<f32> = grid.iter().map(|&x| sigmoid_f32(x)).collect();
+        let tanh: Vec<f32> = grid.iter().map(|&x| tanh_f32(x)).collect();
         for ((&x, &s), &t) in grid.iter().zip(&sig).zip(&tanh) {
             let want_s = 1.0 / (1.0 + (-(x as f64)).exp());
             let want_t = (x as f64).tanh();
@@ -120,10 +66,9 @@ mod tests {
 
     #[test]
     fn extremes_saturate_without_nan() {
-        let mut xs = vec![f32::MAX, -f32::MAX, 1e30, -1e30, 0.0, -0.0];
-        let mut ts = xs.clone();
-        sigmoid_f32(&mut xs);
-        tanh_f32(&mut ts);
+        let inputs = [f32::MAX, -f32::MAX, 1e30, -1e30, 0.0, -0.0];
+        let xs: Vec<f32> = inputs.iter().map(|&x| sigmoid_f32(x)).collect();
+        let ts: Vec<f32> = inputs.iter().map(|&x| tanh_f32(x)).collect();
         assert_eq!((xs[0], xs[2]), (1.0, 1.0));
         assert!(xs[1] >= 0.0 && xs[1] < 1e-37 && xs[3] >= 0.0 && xs[3] < 1e-37);
         assert_eq!(xs[4], 0.5);

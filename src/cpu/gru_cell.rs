@@ -1,79 +1,66 @@
-//! GRU cell, forward and backward side by side. A gate row is [r | z | n], each H wide.
+//! GRU cell, forward and backward side by side, for one hidden unit across the batch: every
+//! slice is that unit's B values.
 //!   r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
 //! where x_* = W_i* x + b_i* and h_* = W_h* h + b_h* (PyTorch keeps b_hn inside the r product).
 
 use super::Real;
 
-/// One step for B rows.
-/// gates (B, 3H): x projections in, activated [r | z | n] out; hproj (B, 3H): h projections;
-/// h_prev (B, H); hidden_n (B, H): h_n written for the backward pass; h_next (B, H): written.
+/// One step of one unit.
+/// [r, z, n] (B each): x projections in, activated gates out; [h_r, h_z, h_n] (B each): the
+/// unit's h projections; h_prev (B); hidden_n (B): h_n kept for BPTT; h_next (B): written.
+#[inline(always)]
 pub fn forward<T: Real>(
-    gates: &mut [T],
-    hproj: &[T],
+    [r, z, n]: [&mut [T]; 3],
+    [h_r, h_z, h_n]: [&[T]; 3],
     h_prev: &[T],
     hidden_n: &mut [T],
     h_next: &mut [T],
-    hidden: usize,
 ) {
-    let h = hidden;
-    for (b, row) in gates.chunks_exact_mut(3 * h).enumerate() {
-        let (base, hrow) = (b * h, &hproj[b * 3 * h..(b + 1) * 3 * h]);
-        for (x, &hv) in row[..2 * h].iter_mut().zip(&hrow[..2 * h]) {
-            *x = *x + hv;
-        }
-        T::sigmoid_in_place(&mut row[..2 * h]);
-        let (rz, n) = row.split_at_mut(2 * h);
-        let hn = &mut hidden_n[base..base + h];
-        hn.copy_from_slice(&hrow[2 * h..]);
-        for j in 0..h {
-            n[j] = n[j] + rz[j] * hn[j];
-        }
-        T::tanh_in_place(n);
-        let z = &rz[h..];
-        for j in 0..h {
-            h_next[base + j] = n[j] + z[j] * (h_prev[base + j] - n[j]);
-        }
+    let len = h_next.len();
+    let (r, z, n) = (&mut r[..len], &mut z[..len], &mut n[..len]);
+    let (h_r, h_z, h_n, h_prev) = (&h_r[..len], &h_z[..len], &h_n[..len], &h_prev[..len]);
+    let hidden_n = &mut hidden_n[..len];
+    for b in 0..len {
+        let rv = T::sigmoid_of(r[b] + h_r[b]);
+        let zv = T::sigmoid_of(z[b] + h_z[b]);
+        let nv = T::tanh_of(n[b] + rv * h_n[b]);
+        (r[b], z[b], n[b], hidden_n[b]) = (rv, zv, nv, h_n[b]);
+        h_next[b] = nv + zv * (h_prev[b] - nv);
     }
 }
 
-/// One step back for B rows.
-/// gates (B, 3H): activated [r | z | n] in, d(x projections) out; hidden_grads (B, 3H): written
-/// with d(h projections); hidden_n, h_prev, dh (B, H); dh_direct (B, H): written with the part of
-/// dLoss/dh that bypasses W_hh (z * dh).
+/// One step back for one unit.
+/// [r, z, n] (B each): activated gates in, d(x projections) out; [g_r, g_z, g_n] (B each):
+/// written with d(h projections); hidden_n, h_prev, dh (B); dh_direct (B): written with the
+/// part of dLoss/dh that bypasses W_hh (z * dh).
+#[inline(always)]
 pub fn backward<T: Real>(
-    gates: &mut [T],
-    hidden_grads: &mut [T],
+    [r, z, n]: [&mut [T]; 3],
+    [g_r, g_z, g_n]: [&mut [T]; 3],
     hidden_n: &[T],
     h_prev: &[T],
     dh: &[T],
     dh_direct: &mut [T],
-    hidden: usize,
 ) {
-    let h = hidden;
+    let len = dh_direct.len();
+    let (r, z, n) = (&mut r[..len], &mut z[..len], &mut n[..len]);
+    let (g_r, g_z, g_n) = (&mut g_r[..len], &mut g_z[..len], &mut g_n[..len]);
+    let (hidden_n, h_prev, dh) = (&hidden_n[..len], &h_prev[..len], &dh[..len]);
     let one = T::one();
-    for (b, row) in gates.chunks_exact_mut(3 * h).enumerate() {
-        let base = b * h;
-        let hrow = &mut hidden_grads[b * 3 * h..(b + 1) * 3 * h];
-        let (r, rest) = row.split_at_mut(h);
-        let (z, n) = rest.split_at_mut(h);
-        for j in 0..h {
-            let dh_j = dh[base + j];
-            // backprop through h' = n + z (h - n)
-            let d_n = dh_j * (one - z[j]);
-            let d_z = dh_j * (h_prev[base + j] - n[j]);
-            dh_direct[base + j] = dh_j * z[j];
-            // backprop through n = tanh(x_n + r h_n)
-            let d_npre = d_n * (one - n[j] * n[j]);
-            let d_r = d_npre * hidden_n[base + j];
-            hrow[2 * h + j] = d_npre * r[j];
-            // backprop through the sigmoids
-            let d_rpre = d_r * r[j] * (one - r[j]);
-            let d_zpre = d_z * z[j] * (one - z[j]);
-            hrow[j] = d_rpre;
-            hrow[h + j] = d_zpre;
-            r[j] = d_rpre;
-            z[j] = d_zpre;
-            n[j] = d_npre;
-        }
+    for b in 0..len {
+        let dh_b = dh[b];
+        // backprop through h' = n + z (h - n)
+        let d_n = dh_b * (one - z[b]);
+        let d_z = dh_b * (h_prev[b] - n[b]);
+        dh_direct[b] = dh_b * z[b];
+        // backprop through n = tanh(x_n + r h_n)
+        let d_npre = d_n * (one - n[b] * n[b]);
+        let d_r = d_npre * hidden_n[b];
+        g_n[b] = d_npre * r[b];
+        // backprop through the sigmoids
+        let d_rpre = d_r * r[b] * (one - r[b]);
+        let d_zpre = d_z * z[b] * (one - z[b]);
+        (g_r[b], g_z[b]) = (d_rpre, d_zpre);
+        (r[b], z[b], n[b]) = (d_rpre, d_zpre, d_npre);
     }
 }

@@ -1,73 +1,63 @@
-//! LSTM cell, forward and backward side by side. A gate row is [i | f | g | o], each H wide.
+//! LSTM cell, forward and backward side by side, for one hidden unit across the batch: every
+//! slice is that unit's B values (its rows of the unit-major gate and state buffers).
 //!   i, f, o = σ(.), g = tanh(.), c' = f c + i g, h' = o tanh(c')
+//!
+//! Inlined into the caller's SIMD dispatch, so the loops over B compile to vector code.
 
 use super::Real;
 
-/// One step for B rows.
-/// gates (B, 4H): pre-activations in, activated gates out (kept for the backward pass);
-/// c_prev (B, H); c_next, tanh_c, h_next (B, H): written.
+/// One step of one unit.
+/// [i, f, g, o] (B each): pre-activations in, activated gates out (kept for BPTT);
+/// c_prev (B); c_next, tanh_c, h_next (B): written.
+#[inline(always)]
 pub fn forward<T: Real>(
-    gates: &mut [T],
+    [i, f, g, o]: [&mut [T]; 4],
     c_prev: &[T],
     c_next: &mut [T],
     tanh_c: &mut [T],
     h_next: &mut [T],
-    hidden: usize,
 ) {
-    let h = hidden;
-    for (b, row) in gates.chunks_exact_mut(4 * h).enumerate() {
-        let span = b * h..(b + 1) * h;
-        T::sigmoid_in_place(&mut row[..2 * h]);
-        T::tanh_in_place(&mut row[2 * h..3 * h]);
-        T::sigmoid_in_place(&mut row[3 * h..]);
-        let (i, rest) = row.split_at(h);
-        let (f, rest) = rest.split_at(h);
-        let (g, o) = rest.split_at(h);
-        let c_new = &mut c_next[span.clone()];
-        for j in 0..h {
-            c_new[j] = f[j] * c_prev[span.start + j] + i[j] * g[j];
-        }
-        let tc = &mut tanh_c[span.clone()];
-        T::tanh_into(c_new, tc);
-        let h_new = &mut h_next[span];
-        for j in 0..h {
-            h_new[j] = o[j] * tc[j];
-        }
+    let n = h_next.len();
+    let (i, f, g, o) = (&mut i[..n], &mut f[..n], &mut g[..n], &mut o[..n]);
+    let (c_prev, c_next, tanh_c) = (&c_prev[..n], &mut c_next[..n], &mut tanh_c[..n]);
+    for b in 0..n {
+        let (iv, fv) = (T::sigmoid_of(i[b]), T::sigmoid_of(f[b]));
+        let (gv, ov) = (T::tanh_of(g[b]), T::sigmoid_of(o[b]));
+        let c = fv * c_prev[b] + iv * gv;
+        let tc = T::tanh_of(c);
+        (i[b], f[b], g[b], o[b]) = (iv, fv, gv, ov);
+        (c_next[b], tanh_c[b], h_next[b]) = (c, tc, ov * tc);
     }
 }
 
-/// One step back for B rows.
-/// gates (B, 4H): activated gates in, d(pre-activation) out; tanh_c, c_prev (B, H) from the
-/// forward pass; dh (B, H): dLoss/dh'; dc (B, H): dLoss/dc' in, dLoss/dc out.
+/// One step back for one unit.
+/// [i, f, g, o] (B each): activated gates in, d(pre-activation) out; tanh_c, c_prev (B) from
+/// the forward pass; dh (B): dLoss/dh'; dc (B): dLoss/dc' in, dLoss/dc out.
+#[inline(always)]
 pub fn backward<T: Real>(
-    gates: &mut [T],
+    [i, f, g, o]: [&mut [T]; 4],
     tanh_c: &[T],
     c_prev: &[T],
     dh: &[T],
     dc: &mut [T],
-    hidden: usize,
 ) {
-    let h = hidden;
+    let n = dc.len();
+    let (i, f, g, o) = (&mut i[..n], &mut f[..n], &mut g[..n], &mut o[..n]);
+    let (tanh_c, c_prev, dh) = (&tanh_c[..n], &c_prev[..n], &dh[..n]);
     let one = T::one();
-    for (b, row) in gates.chunks_exact_mut(4 * h).enumerate() {
-        let base = b * h;
-        let (i, rest) = row.split_at_mut(h);
-        let (f, rest) = rest.split_at_mut(h);
-        let (g, o) = rest.split_at_mut(h);
-        for j in 0..h {
-            let (tc, dh_j) = (tanh_c[base + j], dh[base + j]);
-            // backprop through h' = o tanh(c'), then c' = f c + i g
-            let dc_j = dc[base + j] + dh_j * o[j] * (one - tc * tc);
-            let d_o = dh_j * tc;
-            let d_i = dc_j * g[j];
-            let d_g = dc_j * i[j];
-            let d_f = dc_j * c_prev[base + j];
-            dc[base + j] = dc_j * f[j];
-            // backprop through the gate nonlinearities
-            i[j] = d_i * i[j] * (one - i[j]);
-            f[j] = d_f * f[j] * (one - f[j]);
-            g[j] = d_g * (one - g[j] * g[j]);
-            o[j] = d_o * o[j] * (one - o[j]);
-        }
+    for b in 0..n {
+        let (tc, dh_b) = (tanh_c[b], dh[b]);
+        // backprop through h' = o tanh(c'), then c' = f c + i g
+        let dc_b = dc[b] + dh_b * o[b] * (one - tc * tc);
+        let d_o = dh_b * tc;
+        let d_i = dc_b * g[b];
+        let d_g = dc_b * i[b];
+        let d_f = dc_b * c_prev[b];
+        dc[b] = dc_b * f[b];
+        // backprop through the gate nonlinearities
+        i[b] = d_i * i[b] * (one - i[b]);
+        f[b] = d_f * f[b] * (one - f[b]);
+        g[b] = d_g * (one - g[b] * g[b]);
+        o[b] = d_o * o[b] * (one - o[b]);
     }
 }

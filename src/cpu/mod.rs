@@ -8,7 +8,9 @@ mod lstm_cell;
 pub mod matmul;
 mod real;
 mod rnn_cell;
+mod simd;
 pub mod stack;
+pub(crate) mod team;
 mod workspace;
 
 pub use real::{GpuRun, Real};

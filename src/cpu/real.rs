@@ -20,12 +20,10 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
     /// Name for messages and file dtypes.
     const NAME: &'static str;
 
-    /// xs <- 1 / (1 + exp(-xs))
-    fn sigmoid_in_place(xs: &mut [Self]);
-    /// xs <- tanh(xs)
-    fn tanh_in_place(xs: &mut [Self]);
-    /// out <- tanh(xs)
-    fn tanh_into(xs: &[Self], out: &mut [Self]);
+    /// 1 / (1 + exp(-x)); inlined so that loops over it vectorise.
+    fn sigmoid_of(x: Self) -> Self;
+    /// tanh(x); inlined so that loops over it vectorise.
+    fn tanh_of(x: Self) -> Self;
 
     /// A forward (and BPTT when `upstream` is given) on the GPU, which computes in f32 only.
     fn gpu_run(
@@ -59,15 +57,13 @@ pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default +
 impl Real for f32 {
     const NAME: &'static str = "f32";
 
-    fn sigmoid_in_place(xs: &mut [f32]) {
-        activations::sigmoid_f32(xs);
+    #[inline(always)]
+    fn sigmoid_of(x: f32) -> f32 {
+        activations::sigmoid_f32(x)
     }
-    fn tanh_in_place(xs: &mut [f32]) {
-        activations::tanh_f32(xs);
-    }
-    fn tanh_into(xs: &[f32], out: &mut [f32]) {
-        out.copy_from_slice(xs);
-        activations::tanh_f32(out);
+    #[inline(always)]
+    fn tanh_of(x: f32) -> f32 {
+        activations::tanh_f32(x)
     }
 
     fn gpu_run(
@@ -111,20 +107,13 @@ impl Real for f64 {
     const NAME: &'static str = "f64";
 
     // f64 serves gradient checks, where the exact libm functions matter more than speed.
-    fn sigmoid_in_place(xs: &mut [f64]) {
-        for x in xs {
-            *x = 1.0 / (1.0 + (-*x).exp());
-        }
+    #[inline(always)]
+    fn sigmoid_of(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
     }
-    fn tanh_in_place(xs: &mut [f64]) {
-        for x in xs {
-            *x = x.tanh();
-        }
-    }
-    fn tanh_into(xs: &[f64], out: &mut [f64]) {
-        for (o, x) in out.iter_mut().zip(xs) {
-            *o = x.tanh();
-        }
+    #[inline(always)]
+    fn tanh_of(x: f64) -> f64 {
+        x.tanh()
     }
 
     fn gpu_run(

@@ -1,20 +1,25 @@
-//! Elman RNN cell, forward and backward side by side. Rows are batch entries of width H.
+//! Elman RNN cell, forward and backward side by side, for one hidden unit across the batch.
 //!   h' = act(W_ih x + b_ih + W_hh h + b_hh)
 
 use super::Real;
 
-/// pre (B, H): the summed projections in, h' out.
-pub fn forward<T: Real>(pre: &mut [T], relu: bool) {
-    if relu {
-        for v in pre.iter_mut() {
-            *v = v.max(T::zero());
-        }
-    } else {
-        T::tanh_in_place(pre);
+/// pre (B): the summed projections in, h' out (kept for BPTT); h_next (B): written with h'.
+#[inline(always)]
+pub fn forward<T: Real>(pre: &mut [T], h_next: &mut [T], relu: bool) {
+    let n = h_next.len();
+    let pre = &mut pre[..n];
+    for b in 0..n {
+        pre[b] = if relu {
+            pre[b].max(T::zero())
+        } else {
+            T::tanh_of(pre[b])
+        };
+        h_next[b] = pre[b];
     }
 }
 
-/// slot (B, H): h' in, d(pre-activation) out; dh (B, H): dLoss/dh'.
+/// slot (B): h' in, d(pre-activation) out; dh (B): dLoss/dh'.
+#[inline(always)]
 pub fn backward<T: Real>(slot: &mut [T], dh: &[T], relu: bool) {
     if relu {
         // backprop through relu: pass where the output was positive
