@@ -89,6 +89,11 @@ fn time_order(seq: usize, backwards: bool) -> Box<dyn Iterator<Item = usize>> {
     }
 }
 
+/// (T, B) token ids -> (T*B) in step-major order, the column order of a (G*H, T*B) gate matrix.
+fn step_major(ids: ArrayView2<'_, usize>) -> Vec<usize> {
+    ids.iter().copied().collect()
+}
+
 /// (T, B, F) -> (T*B, F) of a contiguous view.
 fn flat<T>(a: ArrayView3<'_, T>) -> ArrayView2<'_, T> {
     let (t, b, f) = a.dim();
@@ -192,8 +197,10 @@ fn input_projection<T: Real>(
     match input {
         LayerInput::Dense(x) => matmul(proj, params.weight_ih.view(), flat(x).t(), true),
         LayerInput::Tokens(ids) => {
+            let ids = step_major(ids);
             for (mut row, weights) in proj.rows_mut().into_iter().zip(params.weight_ih.rows()) {
-                for (p, &id) in row.iter_mut().zip(ids.iter()) {
+                let row = row.as_slice_mut().expect("contiguous");
+                for (p, &id) in row.iter_mut().zip(&ids) {
                     *p = *p + weights[id];
                 }
             }
@@ -566,8 +573,10 @@ pub fn backward<T: Real>(
         LayerInput::Dense(x) => matmul(grads.weight_ih.view_mut(), x_grads, flat(x), false),
         LayerInput::Tokens(ids) => {
             // Row r gathers the gradients of gate row r at every step that read each token.
+            let ids = step_major(ids);
             grads.weight_ih.fill(T::zero());
             for (mut row, g) in grads.weight_ih.rows_mut().into_iter().zip(x_grads.rows()) {
+                let g = g.to_slice().expect("contiguous");
                 for (&id, &v) in ids.iter().zip(g) {
                     row[id] = row[id] + v;
                 }
