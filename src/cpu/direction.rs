@@ -334,53 +334,56 @@ fn forward_steps<T: Real>(
         hidden,
     } = *shape;
     let gate_count = shape.gate_count();
-    // GRU: this party's rows of W_hh h + b_hh, (3, units, B); they sit inside r * (...).
-    let mut hidden_proj = (mode == Mode::Gru).then(|| Array3::<T>::zeros((3, units.len(), batch)));
+    let own_rows = |g: usize| g * hidden + units.start..g * hidden + units.end;
+    // (G*units, H): this party's rows of W_hh, gathered once so each step is one product.
+    let mut own_weights = Array2::<T>::zeros((gate_count * units.len(), hidden));
+    for (g, mut block) in own_weights
+        .axis_chunks_iter_mut(Axis(0), units.len().max(1))
+        .enumerate()
+    {
+        block.assign(&params.weight_hh.slice(s![own_rows(g), ..]));
+    }
+    // GRU keeps b_hh apart (b_hn sits inside r * (...)); the other cells fold it into the x part.
+    let own_bias = params
+        .bias_hh
+        .as_ref()
+        .filter(|_| mode == Mode::Gru)
+        .map(|b| {
+            let rows: Vec<T> = (0..gate_count)
+                .flat_map(|g| b.slice(s![own_rows(g)]).to_vec())
+                .collect();
+            Array2::from_shape_vec((rows.len(), 1), rows).expect("one bias per row")
+        });
+    // (G, units, B): this step's W_hh h (+ b_hh for GRU) for this party's units, contiguous
+    // (the gate buffer's rows are T*B apart, a stride that thrashes the cache in a product).
+    let mut hidden_proj = Array3::<T>::zeros((gate_count, units.len(), batch));
     let mut past_end = Vec::with_capacity(batch);
     for t in time_order(seq, reverse) {
         let (prev, _) = state_slots(t, reverse);
-        // SAFETY (every shared access below): this party writes only its own units' rows of
-        // step t and slot `next`; the rows of other units it reads (slot `prev`) were written
-        // before the last barrier and nobody writes them this step.
+        // SAFETY: every party reads slot `prev` whole; it was written before the last barrier
+        // and nobody writes it this step.
         let h_prev = unsafe {
             buffers
                 .unit_states
                 .rows(shape.unit_at(prev, 0), hidden, batch, batch)
         };
-        for g in 0..gate_count {
-            let weights = params
-                .weight_hh
-                .slice(s![g * hidden + units.start..g * hidden + units.end, ..]);
-            match hidden_proj.as_mut() {
-                Some(proj) => {
-                    let mut out = proj.index_axis_mut(Axis(0), g);
-                    match &params.bias_hh {
-                        Some(b) => out.assign(
-                            &b.slice(s![g * hidden + units.start..g * hidden + units.end])
-                                .insert_axis(Axis(1)),
-                        ),
-                        None => out.fill(T::zero()),
-                    }
-                    matmul_serial(out, weights, h_prev, true);
-                }
-                None => {
-                    let out = unsafe {
-                        buffers.gates.rows_mut(
-                            shape.gate_at(g * hidden + units.start, t),
-                            units.len(),
-                            batch,
-                            seq * batch,
-                        )
-                    };
-                    matmul_serial(out, weights, h_prev, true);
-                }
+        let out = hidden_proj
+            .view_mut()
+            .into_shape_with_order((gate_count * units.len(), batch))
+            .expect("contiguous");
+        match &own_bias {
+            Some(bias) => {
+                let mut out = out;
+                out.assign(bias);
+                matmul_serial(out, own_weights.view(), h_prev, true);
             }
+            None => matmul_serial(out, own_weights.view(), h_prev, false),
         }
         rows_past_end(lengths, t, &mut past_end);
         simd::run(ForwardUpdates {
             shape,
             buffers,
-            hidden_proj: hidden_proj.as_ref(),
+            hidden_proj: &hidden_proj,
             units: units.clone(),
             t,
             past_end: &past_end,
@@ -393,8 +396,8 @@ fn forward_steps<T: Real>(
 struct ForwardUpdates<'s, 'a, T> {
     shape: &'s Shape,
     buffers: &'s ForwardBuffers<'a, T>,
-    /// GRU: this party's rows of W_hh h + b_hh, (3, units, B).
-    hidden_proj: Option<&'s Array3<T>>,
+    /// (G, units, B): this party's rows of W_hh h (+ b_hh for GRU).
+    hidden_proj: &'s Array3<T>,
     units: Range<usize>,
     t: usize,
     past_end: &'s [usize],
@@ -421,11 +424,18 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
                         .gates
                         .slice_mut(shape.gate_at(g * hidden + j, t), batch)
                 };
+                let local = j - units.start;
+                let proj_row = |g: usize| {
+                    hidden_proj
+                        .slice(s![g, local, ..])
+                        .to_slice()
+                        .expect("contiguous")
+                };
                 let h_prev = buffers.unit_states.slice(shape.unit_at(prev, j), batch);
                 let h_next = buffers.unit_states.slice_mut(shape.unit_at(next, j), batch);
                 match mode {
                     Mode::RnnTanh | Mode::RnnRelu => {
-                        rnn_cell::forward(gate_row(0), h_next, mode == Mode::RnnRelu);
+                        rnn_cell::forward(gate_row(0), proj_row(0), h_next, mode == Mode::RnnRelu);
                     }
                     Mode::Lstm => {
                         let cells = buffers.cells.as_ref().expect("LSTM keeps cells");
@@ -433,6 +443,7 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
                         let c_next = cells.slice_mut(shape.unit_at(next, j), batch);
                         lstm_cell::forward(
                             [gate_row(0), gate_row(1), gate_row(2), gate_row(3)],
+                            [proj_row(0), proj_row(1), proj_row(2), proj_row(3)],
                             c_prev,
                             c_next,
                             buffers
@@ -447,10 +458,6 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
                         }
                     }
                     Mode::Gru => {
-                        let proj = hidden_proj.as_ref().expect("GRU keeps its h projection");
-                        let local = j - units.start;
-                        let proj_row =
-                            |g: usize| proj.slice(s![g, local, ..]).to_slice().expect("contiguous");
                         gru_cell::forward(
                             [gate_row(0), gate_row(1), gate_row(2)],
                             [proj_row(0), proj_row(1), proj_row(2)],

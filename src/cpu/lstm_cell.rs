@@ -7,11 +7,13 @@
 use super::Real;
 
 /// One step of one unit.
-/// [i, f, g, o] (B each): pre-activations in, activated gates out (kept for BPTT);
-/// c_prev (B); c_next, tanh_c, h_next (B): written.
+/// [i, f, g, o] (B each): x projections in, activated gates out (kept for BPTT);
+/// [h_i, h_f, h_g, h_o] (B each): the h projections added to them; c_prev (B);
+/// c_next, tanh_c, h_next (B): written.
 #[inline(always)]
 pub fn forward<T: Real>(
     [i, f, g, o]: [&mut [T]; 4],
+    [h_i, h_f, h_g, h_o]: [&[T]; 4],
     c_prev: &[T],
     c_next: &mut [T],
     tanh_c: &mut [T],
@@ -19,10 +21,11 @@ pub fn forward<T: Real>(
 ) {
     let n = h_next.len();
     let (i, f, g, o) = (&mut i[..n], &mut f[..n], &mut g[..n], &mut o[..n]);
+    let (h_i, h_f, h_g, h_o) = (&h_i[..n], &h_f[..n], &h_g[..n], &h_o[..n]);
     let (c_prev, c_next, tanh_c) = (&c_prev[..n], &mut c_next[..n], &mut tanh_c[..n]);
     for b in 0..n {
-        let (iv, fv) = (T::sigmoid_of(i[b]), T::sigmoid_of(f[b]));
-        let (gv, ov) = (T::tanh_of(g[b]), T::sigmoid_of(o[b]));
+        let (iv, fv) = (T::sigmoid_of(i[b] + h_i[b]), T::sigmoid_of(f[b] + h_f[b]));
+        let (gv, ov) = (T::tanh_of(g[b] + h_g[b]), T::sigmoid_of(o[b] + h_o[b]));
         let c = fv * c_prev[b] + iv * gv;
         let tc = T::tanh_of(c);
         (i[b], f[b], g[b], o[b]) = (iv, fv, gv, ov);

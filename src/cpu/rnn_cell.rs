@@ -3,16 +3,18 @@
 
 use super::Real;
 
-/// pre (B): the summed projections in, h' out (kept for BPTT); h_next (B): written with h'.
+/// pre (B): the x projection in, h' out (kept for BPTT); h_proj (B): the h projection added
+/// to it; h_next (B): written with h'.
 #[inline(always)]
-pub fn forward<T: Real>(pre: &mut [T], h_next: &mut [T], relu: bool) {
+pub fn forward<T: Real>(pre: &mut [T], h_proj: &[T], h_next: &mut [T], relu: bool) {
     let n = h_next.len();
-    let pre = &mut pre[..n];
+    let (pre, h_proj) = (&mut pre[..n], &h_proj[..n]);
     for b in 0..n {
+        let sum = pre[b] + h_proj[b];
         pre[b] = if relu {
-            pre[b].max(T::zero())
+            sum.max(T::zero())
         } else {
-            T::tanh_of(pre[b])
+            T::tanh_of(sum)
         };
         h_next[b] = pre[b];
     }

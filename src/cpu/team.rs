@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::{ArrayView2, ShapeBuilder};
 
 /// Fewest hidden units a party takes: below it a barrier per step costs more than it saves.
 const MIN_UNITS_PER_PARTY: usize = 64;
@@ -217,27 +217,6 @@ impl<'a, T> Shared<'a, T> {
         // SAFETY: every element of the view is in bounds (checked); no concurrent writer.
         unsafe {
             ArrayView2::from_shape_ptr((rows, cols).strides((row_stride, 1)), self.ptr.add(start))
-        }
-    }
-
-    /// A mutable (rows, cols) view starting at `start` whose rows are `row_stride` apart.
-    ///
-    /// # Safety
-    /// No other party reads or writes the view's elements until the next barrier.
-    pub unsafe fn rows_mut(
-        &self,
-        start: usize,
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-    ) -> ArrayViewMut2<'_, T> {
-        assert_rows_in_bounds(start, rows, cols, row_stride, self.len);
-        // SAFETY: every element of the view is in bounds (checked); this party alone touches them.
-        unsafe {
-            ArrayViewMut2::from_shape_ptr(
-                (rows, cols).strides((row_stride, 1)),
-                self.ptr.add(start),
-            )
         }
     }
 }
