@@ -253,7 +253,7 @@ pub fn forward<T: Real>(
         tanh_cells: tanh_cells.as_mut().map(|c| Shared::new(contiguous(c))),
         hidden_n: hidden_n.as_mut().map(|c| Shared::new(contiguous(c))),
     };
-    let team = Team::for_units(hidden);
+    let team = Team::for_recurrence(hidden, seq * batch * params.weight_hh.len());
     team.run(|party, barrier| {
         forward_steps(
             &shape,
@@ -335,14 +335,22 @@ fn forward_steps<T: Real>(
     } = *shape;
     let gate_count = shape.gate_count();
     let own_rows = |g: usize| g * hidden + units.start..g * hidden + units.end;
-    // (G*units, H): this party's rows of W_hh, gathered once so each step is one product.
-    let mut own_weights = Array2::<T>::zeros((gate_count * units.len(), hidden));
-    for (g, mut block) in own_weights
-        .axis_chunks_iter_mut(Axis(0), units.len().max(1))
-        .enumerate()
-    {
-        block.assign(&params.weight_hh.slice(s![own_rows(g), ..]));
-    }
+    // (G*units, H): this party's rows of W_hh, gathered once so each step is one product (a
+    // lone party's rows are W_hh itself, which a one-step stream must not copy).
+    let gathered;
+    let own_weights = if units.len() == hidden {
+        params.weight_hh.view()
+    } else {
+        let mut rows = Array2::<T>::zeros((gate_count * units.len(), hidden));
+        for (g, mut block) in rows
+            .axis_chunks_iter_mut(Axis(0), units.len().max(1))
+            .enumerate()
+        {
+            block.assign(&params.weight_hh.slice(s![own_rows(g), ..]));
+        }
+        gathered = rows;
+        gathered.view()
+    };
     // GRU keeps b_hh apart (b_hn sits inside r * (...)); the other cells fold it into the x part.
     let own_bias = params
         .bias_hh
@@ -375,9 +383,9 @@ fn forward_steps<T: Real>(
             Some(bias) => {
                 let mut out = out;
                 out.assign(bias);
-                matmul_serial(out, own_weights.view(), h_prev, true);
+                matmul_serial(out, own_weights, h_prev, true);
             }
-            None => matmul_serial(out, own_weights.view(), h_prev, false),
+            None => matmul_serial(out, own_weights, h_prev, false),
         }
         rows_past_end(lengths, t, &mut past_end);
         simd::run(ForwardUpdates {
@@ -540,7 +548,7 @@ pub fn backward<T: Real>(
         grad_c_n,
         lengths,
     };
-    let team = Team::for_units(hidden);
+    let team = Team::for_recurrence(hidden, seq * batch * params.weight_hh.len());
     let carries = {
         let buffers = BackwardBuffers {
             gates: Shared::new(contiguous(&mut tape.gates)),

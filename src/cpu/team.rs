@@ -14,6 +14,10 @@ use ndarray::{ArrayView2, ShapeBuilder};
 /// Fewest hidden units a party takes: below it a barrier per step costs more than it saves.
 const MIN_UNITS_PER_PARTY: usize = 64;
 
+/// Fewest multiply-adds a whole recurrence needs before a team is started: starting a thread
+/// costs tens of microseconds, which a single step of one stream (sampling) would not repay.
+const MIN_MACS_FOR_TEAM: usize = 1 << 22;
+
 /// Spins at a barrier before yielding the core: a step takes tens of microseconds, so a spin
 /// usually ends it, and yielding keeps an oversubscribed machine moving.
 const SPINS_BEFORE_YIELD: u32 = 1 << 12;
@@ -41,9 +45,10 @@ pub struct Team {
 }
 
 impl Team {
-    /// A team for a recurrence over `hidden` units: as many threads as rayon's current pool has
-    /// (so `RAYON_NUM_THREADS` and `ThreadPool::install` bound it), each with enough units.
-    pub fn for_units(hidden: usize) -> Team {
+    /// A team for a recurrence over `hidden` units whose W_hh products take `macs`
+    /// multiply-adds in all: as many threads as rayon's current pool has (so `RAYON_NUM_THREADS`
+    /// and `ThreadPool::install` bound it), each with enough units, and one thread for short work.
+    pub fn for_recurrence(hidden: usize, macs: usize) -> Team {
         #[cfg(test)]
         if let Some(forced) = FORCED_PARTIES.with(|f| f.get()) {
             return Team {
@@ -51,7 +56,11 @@ impl Team {
                 hidden,
             };
         }
-        let parties = (hidden / MIN_UNITS_PER_PARTY).clamp(1, rayon::current_num_threads());
+        let parties = if macs < MIN_MACS_FOR_TEAM {
+            1
+        } else {
+            (hidden / MIN_UNITS_PER_PARTY).clamp(1, rayon::current_num_threads())
+        };
         Team { parties, hidden }
     }
 
