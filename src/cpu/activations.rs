@@ -1,7 +1,7 @@
 //! f32 sigmoid and tanh that vectorise. libm's `expf` is a scalar call per element, which would
 //! cost more than the recurrent matrix product itself at H=256; this exp is branch-free (Cephes'
 //! polynomial, max relative error about 2 ulp) and always inlined, so the gate loops that call it
-//! compile to SIMD inside the caller's runtime dispatch (`pulp`).
+//! compile to SIMD inside the caller's runtime dispatch (`cpu::simd`).
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 // ln 2 split in two so that n * LN2_HI is exact for |n| < 2^9.

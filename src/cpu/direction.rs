@@ -666,20 +666,16 @@ fn backward_steps<T: Real>(
         hidden,
     } = *shape;
     let gate_rows = shape.gate_count() * hidden;
-    // (units, G*H): this party's rows of W_hh^T, contiguous for the per-step product.
-    let weights_t = params
-        .weight_hh
-        .slice(s![.., units.clone()])
-        .t()
-        .as_standard_layout()
-        .into_owned();
-    // dLoss/dh and dLoss/dc carried to the previous step, (units, B), this party's own.
+    // (rows, H) -> (units, rows): this party's columns, transposed and contiguous.
     let own_units = |g: ArrayView2<'_, T>| {
         g.slice(s![.., units.clone()])
             .t()
             .as_standard_layout()
             .into_owned()
     };
+    // (units, G*H): this party's rows of W_hh^T, contiguous for the per-step product.
+    let weights_t = own_units(params.weight_hh.view());
+    // dLoss/dh and dLoss/dc carried to the previous step, (units, B), this party's own.
     let mut dh_carry = own_units(upstream.grad_h_n);
     let mut dc_carry = (mode == Mode::Lstm).then(|| match upstream.grad_c_n {
         Some(g) => own_units(g),
