@@ -24,8 +24,12 @@ fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // Scale by 2^n through the exponent bits; n is in [-126, 128) after the clamp.
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // Scale by 2^n through the exponent bits; n is in [-126, 128) after the clamp. Adding 2^23
+    // puts n + 127 in the low mantissa bits, and the shift moves them into the exponent: a float
+    // add and an integer shift, which vectorise, where `n as i32` (a saturating conversion)
+    // compiles to a scalar convert and compare per lane.
+    const ROUND_TO_INT: f32 = 8_388_608.0; // 2^23
+    y * f32::from_bits((n + (ROUND_TO_INT + 127.0)).to_bits() << 23)
 }
 
 #[inline(always)]

@@ -5,13 +5,15 @@
 //! step is a product with W_hh plus one fused gate update, shared by a team of threads that each
 //! own a block of hidden units (`team`): one barrier per step, no serial phase.
 //!
-//! Layouts. Gates are unit-major, (G*H, T, B): one gate row of one unit holds every step's batch
-//! contiguously, so a thread's share of a step is whole runs of B values and the weight
-//! gradients are plain (G*H, T*B) products. Hidden states are kept twice: unit-major (T+1, H, B),
-//! the per-step product's operand and the gate updates' input, and batch-major (T+1, B, H), the
-//! layer's output and dW_hh's operand. Both are indexed by time so that both directions read
-//! their previous states as contiguous slabs: the forward direction reads slot t and writes t+1
-//! (h0 in slot 0), the reverse direction reads t+1 and writes t (h0 in slot T).
+//! Layouts are batch-major, as in oneDNN and cuDNN: gates (T, B, G*H), states and cells
+//! (T+1, B, H). A step is one contiguous slab, so a thread's share of a step is, for each batch
+//! row, one run of its own units per gate (which the gate loops vectorise, also for a single
+//! stream), and the weight gradients are plain products with the (T*B, G*H) gate matrix. (Unit-
+//! major gates, (G*H, T, B), put the rows of one step T*B floats apart: a power-of-two stride
+//! that mapped every row to the same cache sets and left the gate loops waiting on memory.)
+//! State buffers are indexed by time so that both directions read their previous states as
+//! contiguous slabs: the forward direction reads slot t and writes t+1 (h0 in slot 0), the
+//! reverse direction reads t+1 and writes t (h0 in slot T).
 //!
 //! Variable-length batches (PyTorch's packed sequences) are masked steps: at a step t at or past
 //! row b's length, row b's state passes through unchanged and its gate gradients are zero. The
@@ -20,9 +22,10 @@
 
 use std::ops::Range;
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 
-use super::matmul::{matmul, matmul_serial};
+use super::matmul::matmul;
+use super::step_product::StepWeights;
 use super::team::{Shared, StepBarrier, Team};
 use super::{Real, Workspace, gru_cell, lstm_cell, rnn_cell, simd};
 use crate::conventions::Mode;
@@ -32,17 +35,15 @@ use crate::params::CellParams;
 pub struct DirectionTape<T> {
     mode: Mode,
     reverse: bool,
-    /// (G*H, T, B): activated gates of every step; reused in place for their gradients.
+    /// (T, B, G*H): activated gates of every step; reused in place for their gradients.
     gates: Array3<T>,
-    /// (T+1, B, H): hidden states, batch-major, time-indexed as the module comment says.
+    /// (T+1, B, H): hidden states, time-indexed as the module comment says.
     states: Array3<T>,
-    /// (T+1, H, B): the same states, unit-major.
-    unit_states: Array3<T>,
-    /// (T+1, H, B): LSTM cell states, unit-major, indexed like `states`.
+    /// (T+1, B, H): LSTM cell states, indexed like `states`.
     cells: Option<Array3<T>>,
-    /// (T, H, B): tanh of each new LSTM cell state.
+    /// (T, B, H): tanh of each new LSTM cell state.
     tanh_cells: Option<Array3<T>>,
-    /// (T, H, B): GRU's W_hn h + b_hn of every step.
+    /// (T, B, H): GRU's W_hn h + b_hn of every step.
     hidden_n: Option<Array3<T>>,
 }
 
@@ -89,24 +90,15 @@ fn time_order(seq: usize, backwards: bool) -> Box<dyn Iterator<Item = usize>> {
     }
 }
 
-/// (T, B) token ids -> (T*B) in step-major order, the column order of a (G*H, T*B) gate matrix.
-fn step_major(ids: ArrayView2<'_, usize>) -> Vec<usize> {
-    ids.iter().copied().collect()
-}
-
 /// (T, B, F) -> (T*B, F) of a contiguous view.
 fn flat<T>(a: ArrayView3<'_, T>) -> ArrayView2<'_, T> {
     let (t, b, f) = a.dim();
     a.into_shape_with_order((t * b, f)).expect("contiguous")
 }
 
-/// (G*H, T, B) -> (G*H, T*B) of a contiguous view.
+/// (T, B, G*H) -> (T*B, G*H) of a contiguous buffer.
 fn gate_matrix<T>(gates: &Array3<T>) -> ArrayView2<'_, T> {
-    let (rows, t, b) = gates.dim();
-    gates
-        .view()
-        .into_shape_with_order((rows, t * b))
-        .expect("contiguous")
+    flat(gates.view())
 }
 
 fn contiguous<T>(a: &mut Array3<T>) -> &mut [T] {
@@ -115,7 +107,7 @@ fn contiguous<T>(a: &mut Array3<T>) -> &mut [T] {
 
 impl<T: Real> DirectionTape<T> {
     fn seq(&self) -> usize {
-        self.gates.len_of(Axis(1))
+        self.gates.len_of(Axis(0))
     }
 
     /// (T, B, H): the direction's output at every time step.
@@ -147,19 +139,16 @@ impl<T: Real> DirectionTape<T> {
         self.states.index_axis(Axis(0), self.final_slot())
     }
 
-    /// (B, H): LSTM's c after the last step (a transposed view of the unit-major buffer).
+    /// (B, H): LSTM's c after the last step.
     pub fn final_cell(&self) -> Option<ArrayView2<'_, T>> {
         let slot = self.final_slot();
-        self.cells
-            .as_ref()
-            .map(|c| c.index_axis(Axis(0), slot).reversed_axes())
+        self.cells.as_ref().map(|c| c.index_axis(Axis(0), slot))
     }
 
     /// Hands every buffer back to the workspace.
     pub fn recycle(self, workspace: &Workspace<T>) {
         workspace.recycle(self.gates);
         workspace.recycle(self.states);
-        workspace.recycle(self.unit_states);
         for buffer in [self.cells, self.tanh_cells, self.hidden_n]
             .into_iter()
             .flatten()
@@ -170,7 +159,7 @@ impl<T: Real> DirectionTape<T> {
 }
 
 /// The input projection of every step in one product, biases folded in where the cell allows.
-/// Returns (G*H, T, B).
+/// Returns (T, B, G*H).
 fn input_projection<T: Real>(
     mode: Mode,
     params: &CellParams<T>,
@@ -179,30 +168,27 @@ fn input_projection<T: Real>(
 ) -> Array3<T> {
     let (seq, batch) = input.seq_batch();
     let gate_rows = params.weight_hh.nrows();
-    let mut bias = Array2::<T>::zeros((gate_rows, 1));
+    let mut bias = Array1::<T>::zeros(gate_rows);
     if let Some(b) = &params.bias_ih {
-        bias.column_mut(0).assign(b);
+        bias.assign(b);
     }
     // GRU keeps b_hn inside r * (...), so its hidden biases go with the per-step product.
     if let (Some(b), false) = (&params.bias_hh, mode == Mode::Gru) {
-        bias.column_mut(0)
-            .zip_mut_with(b, |acc, &v| *acc = *acc + v);
+        bias.zip_mut_with(b, |acc, &v| *acc = *acc + v);
     }
-    let mut gates: Array3<T> = workspace.zeros((gate_rows, seq, batch));
+    let mut gates: Array3<T> = workspace.zeros((seq, batch, gate_rows));
     let mut proj = gates
         .view_mut()
-        .into_shape_with_order((gate_rows, seq * batch))
+        .into_shape_with_order((seq * batch, gate_rows))
         .expect("contiguous");
     proj.assign(&bias);
     match input {
-        LayerInput::Dense(x) => matmul(proj, params.weight_ih.view(), flat(x).t(), true),
+        LayerInput::Dense(x) => matmul(proj, flat(x), params.weight_ih.t(), true),
         LayerInput::Tokens(ids) => {
-            let ids = step_major(ids);
-            for (mut row, weights) in proj.rows_mut().into_iter().zip(params.weight_ih.rows()) {
-                let row = row.as_slice_mut().expect("contiguous");
-                for (p, &id) in row.iter_mut().zip(&ids) {
-                    *p = *p + weights[id];
-                }
+            // (I, G*H): row `id` is the projection of a one-hot `id`, contiguous.
+            let columns = params.weight_ih.t().as_standard_layout().into_owned();
+            for (mut row, &id) in proj.rows_mut().into_iter().zip(ids.iter()) {
+                row.zip_mut_with(&columns.row(id), |p, &w| *p = *p + w);
             }
         }
     }
@@ -227,15 +213,13 @@ pub fn forward<T: Real>(
     let hidden = params.weight_hh.ncols();
     let mut gates = input_projection(mode, params, input, workspace);
     let mut states: Array3<T> = workspace.zeros((seq + 1, batch, hidden));
-    let mut unit_states: Array3<T> = workspace.zeros((seq + 1, hidden, batch));
-    let mut cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq + 1, hidden, batch)));
-    let mut tanh_cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq, hidden, batch)));
-    let mut hidden_n = (mode == Mode::Gru).then(|| workspace.zeros((seq, hidden, batch)));
+    let mut cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq + 1, batch, hidden)));
+    let mut tanh_cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq, batch, hidden)));
+    let mut hidden_n = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, hidden)));
     let h0_slot = if reverse { seq } else { 0 };
     states.index_axis_mut(Axis(0), h0_slot).assign(&h0);
-    unit_states.index_axis_mut(Axis(0), h0_slot).assign(&h0.t());
     if let (Some(c), Some(c0)) = (cells.as_mut(), c0) {
-        c.index_axis_mut(Axis(0), h0_slot).assign(&c0.t());
+        c.index_axis_mut(Axis(0), h0_slot).assign(&c0);
     }
 
     let shape = Shape {
@@ -248,7 +232,6 @@ pub fn forward<T: Real>(
     let buffers = ForwardBuffers {
         gates: Shared::new(contiguous(&mut gates)),
         states: Shared::new(contiguous(&mut states)),
-        unit_states: Shared::new(contiguous(&mut unit_states)),
         cells: cells.as_mut().map(|c| Shared::new(contiguous(c))),
         tanh_cells: tanh_cells.as_mut().map(|c| Shared::new(contiguous(c))),
         hidden_n: hidden_n.as_mut().map(|c| Shared::new(contiguous(c))),
@@ -269,7 +252,6 @@ pub fn forward<T: Real>(
         reverse,
         gates,
         states,
-        unit_states,
         cells,
         tanh_cells,
         hidden_n,
@@ -290,30 +272,32 @@ impl Shape {
         self.mode.gate_count()
     }
 
-    /// Offset of (unit row `row`, step t) in a (G*H, T, B) buffer.
-    fn gate_at(&self, row: usize, t: usize) -> usize {
-        (row * self.seq + t) * self.batch
+    fn gate_rows(&self) -> usize {
+        self.gate_count() * self.hidden
     }
 
-    /// Offset of (slot, unit j) in a (slots, H, B) buffer.
-    fn unit_at(&self, slot: usize, j: usize) -> usize {
-        (slot * self.hidden + j) * self.batch
+    /// Offset of (step t, batch row b, gate row `row`) in a (T, B, G*H) buffer.
+    fn gate_at(&self, t: usize, b: usize, row: usize) -> usize {
+        (t * self.batch + b) * self.gate_rows() + row
+    }
+
+    /// Offset of (slot, batch row b, unit j) in a (slots, B, H) buffer.
+    fn state_at(&self, slot: usize, b: usize, j: usize) -> usize {
+        (slot * self.batch + b) * self.hidden + j
     }
 }
 
 /// The forward pass's buffers, shared by the team: a party writes only its own units' rows.
 struct ForwardBuffers<'a, T> {
-    /// (G*H, T, B)
+    /// (T, B, G*H)
     gates: Shared<'a, T>,
     /// (T+1, B, H)
     states: Shared<'a, T>,
-    /// (T+1, H, B)
-    unit_states: Shared<'a, T>,
-    /// (T+1, H, B)
+    /// (T+1, B, H)
     cells: Option<Shared<'a, T>>,
-    /// (T, H, B)
+    /// (T, B, H)
     tanh_cells: Option<Shared<'a, T>>,
-    /// (T, H, B)
+    /// (T, B, H)
     hidden_n: Option<Shared<'a, T>>,
 }
 
@@ -351,20 +335,20 @@ fn forward_steps<T: Real>(
         gathered = rows;
         gathered.view()
     };
+    let own_weights = StepWeights::new(own_weights.t(), seq);
     // GRU keeps b_hh apart (b_hn sits inside r * (...)); the other cells fold it into the x part.
+    // (G*units)
     let own_bias = params
         .bias_hh
         .as_ref()
         .filter(|_| mode == Mode::Gru)
         .map(|b| {
-            let rows: Vec<T> = (0..gate_count)
+            (0..gate_count)
                 .flat_map(|g| b.slice(s![own_rows(g)]).to_vec())
-                .collect();
-            Array2::from_shape_vec((rows.len(), 1), rows).expect("one bias per row")
+                .collect::<Array1<T>>()
         });
-    // (G, units, B): this step's W_hh h (+ b_hh for GRU) for this party's units, contiguous
-    // (the gate buffer's rows are T*B apart, a stride that thrashes the cache in a product).
-    let mut hidden_proj = Array3::<T>::zeros((gate_count, units.len(), batch));
+    // (B, G*units): this step's W_hh h (+ b_hh for GRU) for this party's units, contiguous.
+    let mut hidden_proj = Array2::<T>::zeros((batch, gate_count * units.len()));
     let mut past_end = Vec::with_capacity(batch);
     for t in time_order(seq, reverse) {
         let (prev, _) = state_slots(t, reverse);
@@ -372,20 +356,15 @@ fn forward_steps<T: Real>(
         // and nobody writes it this step.
         let h_prev = unsafe {
             buffers
-                .unit_states
-                .rows(shape.unit_at(prev, 0), hidden, batch, batch)
+                .states
+                .rows(shape.state_at(prev, 0, 0), batch, hidden, hidden)
         };
-        let out = hidden_proj
-            .view_mut()
-            .into_shape_with_order((gate_count * units.len(), batch))
-            .expect("contiguous");
         match &own_bias {
             Some(bias) => {
-                let mut out = out;
-                out.assign(bias);
-                matmul_serial(out, own_weights, h_prev, true);
+                hidden_proj.assign(bias);
+                own_weights.product(hidden_proj.view_mut(), h_prev, true);
             }
-            None => matmul_serial(out, own_weights, h_prev, false),
+            None => own_weights.product(hidden_proj.view_mut(), h_prev, false),
         }
         rows_past_end(lengths, t, &mut past_end);
         simd::run(ForwardUpdates {
@@ -404,8 +383,8 @@ fn forward_steps<T: Real>(
 struct ForwardUpdates<'s, 'a, T> {
     shape: &'s Shape,
     buffers: &'s ForwardBuffers<'a, T>,
-    /// (G, units, B): this party's rows of W_hh h (+ b_hh for GRU).
-    hidden_proj: &'s Array3<T>,
+    /// (B, G*units): this party's columns of W_hh h (+ b_hh for GRU).
+    hidden_proj: &'s Array2<T>,
     units: Range<usize>,
     t: usize,
     past_end: &'s [usize],
@@ -422,68 +401,65 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
             t,
             past_end,
         } = self;
-        let (mode, batch, hidden) = (shape.mode, shape.batch, shape.hidden);
+        let (mode, hidden, width) = (shape.mode, shape.hidden, units.len());
         let (prev, next) = state_slots(t, shape.reverse);
-        for j in units.clone() {
-            // SAFETY: this party writes only its own units' rows of step t and slot `next`.
+        for (b, proj) in hidden_proj.rows().into_iter().enumerate() {
+            let proj = proj.to_slice().expect("contiguous");
+            // SAFETY: this party writes only its own units of step t and of slot `next`, and
+            // reads slot `prev`, which nobody writes this step.
             unsafe {
-                let gate_row = |g: usize| {
+                let gate = |g: usize| {
                     buffers
                         .gates
-                        .slice_mut(shape.gate_at(g * hidden + j, t), batch)
+                        .slice_mut(shape.gate_at(t, b, g * hidden + units.start), width)
                 };
-                let local = j - units.start;
-                let proj_row = |g: usize| {
-                    hidden_proj
-                        .slice(s![g, local, ..])
-                        .to_slice()
-                        .expect("contiguous")
-                };
-                let h_prev = buffers.unit_states.slice(shape.unit_at(prev, j), batch);
-                let h_next = buffers.unit_states.slice_mut(shape.unit_at(next, j), batch);
+                let proj_of = |g: usize| &proj[g * width..(g + 1) * width];
+                let state_range = |slot: usize| (shape.state_at(slot, b, units.start), width);
+                let (prev_at, next_at) = (state_range(prev), state_range(next));
+                let h_prev = buffers.states.slice(prev_at.0, width);
+                let h_next = buffers.states.slice_mut(next_at.0, width);
+                let ended = past_end.contains(&b);
                 match mode {
                     Mode::RnnTanh | Mode::RnnRelu => {
-                        rnn_cell::forward(gate_row(0), proj_row(0), h_next, mode == Mode::RnnRelu);
+                        rnn_cell::forward(gate(0), proj_of(0), h_next, mode == Mode::RnnRelu);
                     }
                     Mode::Lstm => {
                         let cells = buffers.cells.as_ref().expect("LSTM keeps cells");
-                        let c_prev = cells.slice(shape.unit_at(prev, j), batch);
-                        let c_next = cells.slice_mut(shape.unit_at(next, j), batch);
+                        let c_prev = cells.slice(prev_at.0, width);
+                        let c_next = cells.slice_mut(next_at.0, width);
                         lstm_cell::forward(
-                            [gate_row(0), gate_row(1), gate_row(2), gate_row(3)],
-                            [proj_row(0), proj_row(1), proj_row(2), proj_row(3)],
+                            [gate(0), gate(1), gate(2), gate(3)],
+                            [proj_of(0), proj_of(1), proj_of(2), proj_of(3)],
                             c_prev,
                             c_next,
                             buffers
                                 .tanh_cells
                                 .as_ref()
                                 .expect("LSTM keeps tanh(c)")
-                                .slice_mut(shape.unit_at(t, j), batch),
+                                .slice_mut(shape.state_at(t, b, units.start), width),
                             h_next,
                         );
-                        for &b in past_end {
-                            c_next[b] = c_prev[b];
+                        if ended {
+                            c_next.copy_from_slice(c_prev);
                         }
                     }
                     Mode::Gru => {
                         gru_cell::forward(
-                            [gate_row(0), gate_row(1), gate_row(2)],
-                            [proj_row(0), proj_row(1), proj_row(2)],
+                            [gate(0), gate(1), gate(2)],
+                            [proj_of(0), proj_of(1), proj_of(2)],
                             h_prev,
                             buffers
                                 .hidden_n
                                 .as_ref()
                                 .expect("GRU keeps h_n")
-                                .slice_mut(shape.unit_at(t, j), batch),
+                                .slice_mut(shape.state_at(t, b, units.start), width),
                             h_next,
                         );
                     }
                 }
-                for &b in past_end {
-                    h_next[b] = h_prev[b];
-                }
-                for (b, &h) in h_next.iter().enumerate() {
-                    buffers.states.write((next * batch + b) * hidden + j, h);
+                // A row past its end keeps its state.
+                if ended {
+                    h_next.copy_from_slice(h_prev);
                 }
             }
         }
@@ -533,7 +509,7 @@ pub fn backward<T: Real>(
     let gate_rows = params.weight_hh.nrows();
     let mode = tape.mode;
     // GRU's gradients of the hidden projections differ from the input ones in the n block.
-    let mut hidden_grads = (mode == Mode::Gru).then(|| workspace.zeros((gate_rows, seq, batch)));
+    let mut hidden_grads = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, gate_rows)));
 
     let shape = Shape {
         mode,
@@ -553,7 +529,7 @@ pub fn backward<T: Real>(
         let buffers = BackwardBuffers {
             gates: Shared::new(contiguous(&mut tape.gates)),
             hidden_grads: hidden_grads.as_mut().map(|g| Shared::new(contiguous(g))),
-            unit_states: tape.unit_states.view(),
+            states: tape.states.view(),
             cells: tape.cells.as_ref().map(|c| c.view()),
             tanh_cells: tape.tanh_cells.as_ref().map(|c| c.view()),
             hidden_n: tape.hidden_n.as_ref().map(|c| c.view()),
@@ -575,47 +551,45 @@ pub fn backward<T: Real>(
     };
     for (party, (dh, dc)) in carries.into_iter().enumerate() {
         let units = team.units(party);
-        initial.h0.slice_mut(s![.., units.clone()]).assign(&dh.t());
+        initial.h0.slice_mut(s![.., units.clone()]).assign(&dh);
         if let (Some(c0), Some(dc)) = (initial.c0.as_mut(), dc) {
-            c0.slice_mut(s![.., units]).assign(&dc.t());
+            c0.slice_mut(s![.., units]).assign(&dc);
         }
     }
 
-    // Parameter gradients: products over all T steps at once.
+    // Parameter gradients: products over all T steps at once. (T*B, G*H) each.
     let x_grads = gate_matrix(&tape.gates);
     let h_grads = hidden_grads.as_ref().map_or(x_grads.view(), gate_matrix);
     match input {
-        LayerInput::Dense(x) => matmul(grads.weight_ih.view_mut(), x_grads, flat(x), false),
+        LayerInput::Dense(x) => matmul(grads.weight_ih.view_mut(), x_grads.t(), flat(x), false),
         LayerInput::Tokens(ids) => {
-            // Row r gathers the gradients of gate row r at every step that read each token.
-            let ids = step_major(ids);
-            grads.weight_ih.fill(T::zero());
-            for (mut row, g) in grads.weight_ih.rows_mut().into_iter().zip(x_grads.rows()) {
-                let g = g.to_slice().expect("contiguous");
-                for (&id, &v) in ids.iter().zip(g) {
-                    row[id] = row[id] + v;
-                }
+            // Column `id` sums the gate gradients of every step that read token `id`; rows of
+            // a transposed (I, G*H) sum keep the adds contiguous.
+            let mut columns = Array2::<T>::zeros(grads.weight_ih.t().dim());
+            for (g, &id) in x_grads.rows().into_iter().zip(ids.iter()) {
+                columns.row_mut(id).zip_mut_with(&g, |c, &v| *c = *c + v);
             }
+            grads.weight_ih.assign(&columns.t());
         }
     }
     matmul(
         grads.weight_hh.view_mut(),
-        h_grads,
+        h_grads.t(),
         flat(tape.previous_states()),
         false,
     );
     if let Some(b) = grads.bias_ih.as_mut() {
-        b.assign(&x_grads.sum_axis(Axis(1)));
+        b.assign(&x_grads.sum_axis(Axis(0)));
     }
     if let Some(b) = grads.bias_hh.as_mut() {
-        b.assign(&h_grads.sum_axis(Axis(1)));
+        b.assign(&h_grads.sum_axis(Axis(0)));
     }
     if let Some(gx) = grad_input {
         assert!(
             matches!(input, LayerInput::Dense(_)),
             "token inputs have no gradient; callers refuse to ask for one"
         );
-        matmul(gx, x_grads.t(), params.weight_ih.view(), true);
+        matmul(gx, x_grads, params.weight_ih.view(), true);
     }
     if let Some(hg) = hidden_grads {
         workspace.recycle(hg);
@@ -626,30 +600,35 @@ pub fn backward<T: Real>(
 
 /// BPTT's buffers: the gate gradients are shared by the team, the forward tape is read-only.
 struct BackwardBuffers<'a, T> {
-    /// (G*H, T, B): activated gates in, their gradients out.
+    /// (T, B, G*H): activated gates in, their gradients out.
     gates: Shared<'a, T>,
-    /// (G*H, T, B): GRU's gradients of the hidden projections.
+    /// (T, B, G*H): GRU's gradients of the hidden projections.
     hidden_grads: Option<Shared<'a, T>>,
-    /// (T+1, H, B)
-    unit_states: ArrayView3<'a, T>,
-    /// (T+1, H, B)
+    /// (T+1, B, H)
+    states: ArrayView3<'a, T>,
+    /// (T+1, B, H)
     cells: Option<ArrayView3<'a, T>>,
-    /// (T, H, B)
+    /// (T, B, H)
     tanh_cells: Option<ArrayView3<'a, T>>,
-    /// (T, H, B)
+    /// (T, B, H)
     hidden_n: Option<ArrayView3<'a, T>>,
 }
 
-/// A contiguous row of a read-only tape buffer: (slot, unit j), B long.
-fn tape_row<'a, T>(buffer: &'a ArrayView3<'_, T>, slot: usize, j: usize) -> &'a [T] {
+/// A contiguous run of a read-only tape buffer: (slot, batch row b, units).
+fn tape_run<'a, T>(
+    buffer: &'a ArrayView3<'_, T>,
+    slot: usize,
+    b: usize,
+    units: &Range<usize>,
+) -> &'a [T] {
     buffer
-        .slice(s![slot, j, ..])
+        .slice(s![slot, b, units.clone()])
         .to_slice()
         .expect("tape buffers are contiguous")
 }
 
 /// One party's share of BPTT over hidden units `units`. Returns the gradients that leave its
-/// units through the initial state: dh0 and, for LSTM, dc0, each (units, B).
+/// units through the initial state: dh0 and, for LSTM, dc0, each (B, units).
 fn backward_steps<T: Real>(
     shape: &Shape,
     params: &CellParams<T>,
@@ -661,37 +640,32 @@ fn backward_steps<T: Real>(
     let Shape {
         mode,
         reverse,
-        seq,
         batch,
-        hidden,
+        ..
     } = *shape;
-    let gate_rows = shape.gate_count() * hidden;
-    // (rows, H) -> (units, rows): this party's columns, transposed and contiguous.
-    let own_units = |g: ArrayView2<'_, T>| {
-        g.slice(s![.., units.clone()])
-            .t()
-            .as_standard_layout()
-            .into_owned()
-    };
-    // (units, G*H): this party's rows of W_hh^T, contiguous for the per-step product.
-    let weights_t = own_units(params.weight_hh.view());
-    // dLoss/dh and dLoss/dc carried to the previous step, (units, B), this party's own.
+    let gate_rows = shape.gate_rows();
+    // (rows, H) -> (rows, units): this party's columns, contiguous.
+    let own_units = |g: ArrayView2<'_, T>| g.slice(s![.., units.clone()]).to_owned();
+    // (G*H, units): this party's columns of W_hh, for the per-step product.
+    let own_columns = params.weight_hh.slice(s![.., units.clone()]);
+    let own_columns = StepWeights::new(own_columns, shape.seq);
+    // dLoss/dh and dLoss/dc carried to the previous step, (B, units), this party's own.
     let mut dh_carry = own_units(upstream.grad_h_n);
     let mut dc_carry = (mode == Mode::Lstm).then(|| match upstream.grad_c_n {
         Some(g) => own_units(g),
-        None => Array2::zeros((units.len(), batch)),
+        None => Array2::zeros((batch, units.len())),
     });
-    let mut dh = Array2::<T>::zeros((units.len(), batch));
+    let mut dh = Array2::<T>::zeros((batch, units.len()));
     // Rows past their end at the current step: the gradients they carry, kept aside.
-    let mut held_dh = Array2::<T>::zeros((units.len(), batch));
-    let mut held_dc = Array2::<T>::zeros((units.len(), batch));
+    let mut held_dh = Array2::<T>::zeros((batch, units.len()));
+    let mut held_dc = Array2::<T>::zeros((batch, units.len()));
     let mut past_end = Vec::with_capacity(batch);
-    for t in time_order(seq, !reverse) {
+    for t in time_order(shape.seq, !reverse) {
         rows_past_end(upstream.lengths, t, &mut past_end);
         for &b in &past_end {
-            held_dh.column_mut(b).assign(&dh_carry.column(b));
+            held_dh.row_mut(b).assign(&dh_carry.row(b));
             if let Some(dc) = &dc_carry {
-                held_dc.column_mut(b).assign(&dc.column(b));
+                held_dc.row_mut(b).assign(&dc.row(b));
             }
         }
         // dLoss/dh_t: from the output at t and from step t+1 through W_hh
@@ -700,7 +674,7 @@ fn backward_steps<T: Real>(
             .index_axis(Axis(0), t)
             .slice_move(s![.., units.clone()]);
         ndarray::Zip::from(&mut dh)
-            .and(grad_out.t())
+            .and(grad_out)
             .and(&dh_carry)
             .for_each(|d, &g, &c| *d = g + c);
         simd::run(BackwardUpdates {
@@ -718,19 +692,15 @@ fn backward_steps<T: Real>(
         // GRU adds it to the direct part z * dh the cell wrote.
         let step_grads = buffers.hidden_grads.as_ref().unwrap_or(&buffers.gates);
         // SAFETY: every party finished writing step t before the barrier; none writes it again.
+        // (B, G*H)
         let step_grads =
-            unsafe { step_grads.rows(shape.gate_at(0, t), gate_rows, batch, seq * batch) };
-        matmul_serial(
-            dh_carry.view_mut(),
-            weights_t.view(),
-            step_grads,
-            mode == Mode::Gru,
-        );
+            unsafe { step_grads.rows(shape.gate_at(t, 0, 0), batch, gate_rows, gate_rows) };
+        own_columns.product(dh_carry.view_mut(), step_grads, mode == Mode::Gru);
         // ... and a step past a row's end passes the gradients through unchanged.
         for &b in &past_end {
-            dh_carry.column_mut(b).assign(&held_dh.column(b));
+            dh_carry.row_mut(b).assign(&held_dh.row(b));
             if let Some(dc) = dc_carry.as_mut() {
-                dc.column_mut(b).assign(&held_dc.column(b));
+                dc.row_mut(b).assign(&held_dc.row(b));
             }
         }
     }
@@ -744,11 +714,11 @@ struct BackwardUpdates<'s, 'a, T> {
     units: Range<usize>,
     t: usize,
     past_end: &'s [usize],
-    /// (units, B): dLoss/dh_t
+    /// (B, units): dLoss/dh_t
     dh: &'s Array2<T>,
-    /// (units, B): GRU writes the part of dLoss/dh_{t-1} that bypasses W_hh here.
+    /// (B, units): GRU writes the part of dLoss/dh_{t-1} that bypasses W_hh here.
     dh_carry: &'s mut Array2<T>,
-    /// (units, B): LSTM's dLoss/dc, carried across steps.
+    /// (B, units): LSTM's dLoss/dc, carried across steps.
     dc_carry: Option<&'s mut Array2<T>>,
 }
 
@@ -765,56 +735,64 @@ impl<T: Real> simd::Kernel for BackwardUpdates<'_, '_, T> {
             dh_carry,
             mut dc_carry,
         } = self;
-        let (mode, batch, hidden) = (shape.mode, shape.batch, shape.hidden);
+        let (mode, hidden, width) = (shape.mode, shape.hidden, units.len());
         let (prev, _) = state_slots(t, shape.reverse);
-        for (local, j) in units.clone().enumerate() {
+        for (b, dh_row) in dh.rows().into_iter().enumerate() {
+            let dh_row = dh_row.to_slice().expect("contiguous");
+            // SAFETY: this party writes only its own units of step t before the barrier.
             unsafe {
-                // SAFETY: this party writes only its own units' rows of step t before the barrier.
-                let grad_row = |g: usize| {
+                let grad_run = |g: usize| {
                     buffers
                         .gates
-                        .slice_mut(shape.gate_at(g * hidden + j, t), batch)
+                        .slice_mut(shape.gate_at(t, b, g * hidden + units.start), width)
                 };
-                let dh_row = dh.row(local).to_slice().expect("contiguous");
+                let hidden_run = |g: usize| {
+                    buffers
+                        .hidden_grads
+                        .as_ref()
+                        .map(|h| h.slice_mut(shape.gate_at(t, b, g * hidden + units.start), width))
+                };
+                // A step past a row's end was a copy of its state: its gates get no gradient.
+                if past_end.contains(&b) {
+                    for g in 0..shape.gate_count() {
+                        grad_run(g).fill(T::zero());
+                        if let Some(run) = hidden_run(g) {
+                            run.fill(T::zero());
+                        }
+                    }
+                    continue;
+                }
                 match mode {
                     Mode::RnnTanh | Mode::RnnRelu => {
-                        rnn_cell::backward(grad_row(0), dh_row, mode == Mode::RnnRelu);
+                        rnn_cell::backward(grad_run(0), dh_row, mode == Mode::RnnRelu);
                     }
                     Mode::Lstm => {
                         let cells = buffers.cells.as_ref().expect("LSTM keeps cells");
                         let tanh_c = buffers.tanh_cells.as_ref().expect("LSTM keeps tanh(c)");
-                        let dc = dc_carry.as_mut().expect("LSTM carries dc").row_mut(local);
+                        let dc = dc_carry.as_mut().expect("LSTM carries dc").row_mut(b);
                         lstm_cell::backward(
-                            [grad_row(0), grad_row(1), grad_row(2), grad_row(3)],
-                            tape_row(tanh_c, t, j),
-                            tape_row(cells, prev, j),
+                            [grad_run(0), grad_run(1), grad_run(2), grad_run(3)],
+                            tape_run(tanh_c, t, b, &units),
+                            tape_run(cells, prev, b, &units),
                             dh_row,
                             dc.into_slice().expect("contiguous"),
                         );
                     }
                     Mode::Gru => {
-                        let hidden_grads = buffers.hidden_grads.as_ref().expect("GRU keeps them");
-                        let hidden_row = |g: usize| {
-                            hidden_grads.slice_mut(shape.gate_at(g * hidden + j, t), batch)
-                        };
+                        let hidden_run = |g: usize| hidden_run(g).expect("GRU keeps them");
                         gru_cell::backward(
-                            [grad_row(0), grad_row(1), grad_row(2)],
-                            [hidden_row(0), hidden_row(1), hidden_row(2)],
-                            tape_row(buffers.hidden_n.as_ref().expect("GRU keeps h_n"), t, j),
-                            tape_row(&buffers.unit_states, prev, j),
+                            [grad_run(0), grad_run(1), grad_run(2)],
+                            [hidden_run(0), hidden_run(1), hidden_run(2)],
+                            tape_run(
+                                buffers.hidden_n.as_ref().expect("GRU keeps h_n"),
+                                t,
+                                b,
+                                &units,
+                            ),
+                            tape_run(&buffers.states, prev, b, &units),
                             dh_row,
-                            dh_carry.row_mut(local).into_slice().expect("contiguous"),
+                            dh_carry.row_mut(b).into_slice().expect("contiguous"),
                         );
-                    }
-                }
-                // A step past a row's end was a copy of its state: its gates get no gradient.
-                for &b in past_end {
-                    for g in 0..shape.gate_count() {
-                        grad_row(g)[b] = T::zero();
-                        if let Some(hidden_grads) = &buffers.hidden_grads {
-                            hidden_grads.slice_mut(shape.gate_at(g * hidden + j, t), batch)[b] =
-                                T::zero();
-                        }
                     }
                 }
             }

@@ -10,6 +10,7 @@ mod real;
 mod rnn_cell;
 mod simd;
 pub mod stack;
+mod step_product;
 pub(crate) mod team;
 mod workspace;
 

@@ -201,16 +201,6 @@ impl<'a, T> Shared<'a, T> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 
-    /// Writes one element.
-    ///
-    /// # Safety
-    /// No other party reads or writes element `index` until the next barrier.
-    pub unsafe fn write(&self, index: usize, value: T) {
-        assert!(index < self.len, "shared write out of bounds");
-        // SAFETY: in bounds (checked); this party alone touches the element (caller).
-        unsafe { self.ptr.add(index).write(value) }
-    }
-
     /// A (rows, cols) view starting at `start` whose rows are `row_stride` apart.
     ///
     /// # Safety
@@ -268,7 +258,7 @@ mod tests {
             let mut seen = Vec::new();
             for step in 1..=200 {
                 // SAFETY: each party writes its own cell, and reads all only between barriers.
-                unsafe { shared.write(party, step) };
+                unsafe { shared.slice_mut(party, 1)[0] = step };
                 barrier.wait();
                 seen.push(unsafe { shared.slice(0, 3) }.iter().sum::<usize>());
                 barrier.wait();
