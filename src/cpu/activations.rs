@@ -32,6 +32,22 @@ fn exp_f32(x: f32) -> f32 {
     y * f32::from_bits((n + (ROUND_TO_INT + 127.0)).to_bits() << 23)
 }
 
+/// exp of every element, in place, vectorised (softmax in the loss).
+pub fn exp_in_place(values: &mut [f32]) {
+    super::simd::run(ExpInPlace(values));
+}
+
+struct ExpInPlace<'a>(&'a mut [f32]);
+
+impl super::simd::Kernel for ExpInPlace<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for v in self.0.iter_mut() {
+            *v = exp_f32(*v);
+        }
+    }
+}
+
 #[inline(always)]
 pub fn sigmoid_f32(x: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-x))

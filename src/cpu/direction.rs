@@ -176,7 +176,8 @@ fn input_projection<T: Real>(
     if let (Some(b), false) = (&params.bias_hh, mode == Mode::Gru) {
         bias.zip_mut_with(b, |acc, &v| *acc = *acc + v);
     }
-    let mut gates: Array3<T> = workspace.zeros((seq, batch, gate_rows));
+    // Written whole: the bias first.
+    let mut gates: Array3<T> = workspace.overwritable((seq, batch, gate_rows));
     let mut proj = gates
         .view_mut()
         .into_shape_with_order((seq * batch, gate_rows))
@@ -212,14 +213,20 @@ pub fn forward<T: Real>(
     let (seq, batch) = input.seq_batch();
     let hidden = params.weight_hh.ncols();
     let mut gates = input_projection(mode, params, input, workspace);
-    let mut states: Array3<T> = workspace.zeros((seq + 1, batch, hidden));
-    let mut cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq + 1, batch, hidden)));
-    let mut tanh_cells = (mode == Mode::Lstm).then(|| workspace.zeros((seq, batch, hidden)));
-    let mut hidden_n = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, hidden)));
+    // Every step writes every batch row of its slot (a row past its end copies its state), and
+    // the initial slot is written here, so none of these needs zeroing first.
+    let mut states: Array3<T> = workspace.overwritable((seq + 1, batch, hidden));
+    let mut cells = (mode == Mode::Lstm).then(|| workspace.overwritable((seq + 1, batch, hidden)));
+    let mut tanh_cells = (mode == Mode::Lstm).then(|| workspace.overwritable((seq, batch, hidden)));
+    let mut hidden_n = (mode == Mode::Gru).then(|| workspace.overwritable((seq, batch, hidden)));
     let h0_slot = if reverse { seq } else { 0 };
     states.index_axis_mut(Axis(0), h0_slot).assign(&h0);
-    if let (Some(c), Some(c0)) = (cells.as_mut(), c0) {
-        c.index_axis_mut(Axis(0), h0_slot).assign(&c0);
+    if let Some(c) = cells.as_mut() {
+        let mut c_init = c.index_axis_mut(Axis(0), h0_slot);
+        match c0 {
+            Some(c0) => c_init.assign(&c0),
+            None => c_init.fill(T::zero()),
+        }
     }
 
     let shape = Shape {
@@ -509,7 +516,9 @@ pub fn backward<T: Real>(
     let gate_rows = params.weight_hh.nrows();
     let mode = tape.mode;
     // GRU's gradients of the hidden projections differ from the input ones in the n block.
-    let mut hidden_grads = (mode == Mode::Gru).then(|| workspace.zeros((seq, batch, gate_rows)));
+    // Written whole by the steps (zeros past a row's end).
+    let mut hidden_grads =
+        (mode == Mode::Gru).then(|| workspace.overwritable((seq, batch, gate_rows)));
 
     let shape = Shape {
         mode,

@@ -1,13 +1,13 @@
-//! GRU cell, forward and backward side by side, for one hidden unit across the batch: every
-//! slice is that unit's B values.
+//! GRU cell, forward and backward side by side, for a run of n hidden units of one batch
+//! row: every slice is those units' values.
 //!   r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
 //! where x_* = W_i* x + b_i* and h_* = W_h* h + b_h* (PyTorch keeps b_hn inside the r product).
 
 use super::Real;
 
-/// One step of one unit.
-/// [r, z, n] (B each): x projections in, activated gates out; [h_r, h_z, h_n] (B each): the
-/// unit's h projections; h_prev (B); hidden_n (B): h_n kept for BPTT; h_next (B): written.
+/// One step of a run of units.
+/// [r, z, n] (n each): x projections in, activated gates out; [h_r, h_z, h_n] (n each): the
+/// unit's h projections; h_prev (n); hidden_n (n): h_n kept for BPTT; h_next (n): written.
 #[inline(always)]
 pub fn forward<T: Real>(
     [r, z, n]: [&mut [T]; 3],
@@ -29,9 +29,9 @@ pub fn forward<T: Real>(
     }
 }
 
-/// One step back for one unit.
-/// [r, z, n] (B each): activated gates in, d(x projections) out; [g_r, g_z, g_n] (B each):
-/// written with d(h projections); hidden_n, h_prev, dh (B); dh_direct (B): written with the
+/// One step back for a run of units.
+/// [r, z, n] (n each): activated gates in, d(x projections) out; [g_r, g_z, g_n] (n each):
+/// written with d(h projections); hidden_n, h_prev, dh (n); dh_direct (n): written with the
 /// part of dLoss/dh that bypasses W_hh (z * dh).
 #[inline(always)]
 pub fn backward<T: Real>(

@@ -1,15 +1,15 @@
-//! LSTM cell, forward and backward side by side, for one hidden unit across the batch: every
-//! slice is that unit's B values (its rows of the unit-major gate and state buffers).
+//! LSTM cell, forward and backward side by side, for a run of n hidden units of one batch
+//! row: every slice is those units' values (one run of the batch-major gate and state buffers).
 //!   i, f, o = σ(.), g = tanh(.), c' = f c + i g, h' = o tanh(c')
 //!
-//! Inlined into the caller's SIMD dispatch, so the loops over B compile to vector code.
+//! Inlined into the caller's SIMD dispatch, so the loops over units compile to vector code.
 
 use super::Real;
 
-/// One step of one unit.
-/// [i, f, g, o] (B each): x projections in, activated gates out (kept for BPTT);
-/// [h_i, h_f, h_g, h_o] (B each): the h projections added to them; c_prev (B);
-/// c_next, tanh_c, h_next (B): written.
+/// One step of a run of units.
+/// [i, f, g, o] (n each): x projections in, activated gates out (kept for BPTT);
+/// [h_i, h_f, h_g, h_o] (n each): the h projections added to them; c_prev (n);
+/// c_next, tanh_c, h_next (n): written.
 #[inline(always)]
 pub fn forward<T: Real>(
     [i, f, g, o]: [&mut [T]; 4],
@@ -33,9 +33,9 @@ pub fn forward<T: Real>(
     }
 }
 
-/// One step back for one unit.
-/// [i, f, g, o] (B each): activated gates in, d(pre-activation) out; tanh_c, c_prev (B) from
-/// the forward pass; dh (B): dLoss/dh'; dc (B): dLoss/dc' in, dLoss/dc out.
+/// One step back for a run of units.
+/// [i, f, g, o] (n each): activated gates in, d(pre-activation) out; tanh_c, c_prev (n) from
+/// the forward pass; dh (n): dLoss/dh'; dc (n): dLoss/dc' in, dLoss/dc out.
 #[inline(always)]
 pub fn backward<T: Real>(
     [i, f, g, o]: [&mut [T]; 4],

@@ -14,6 +14,7 @@ mod step_product;
 pub(crate) mod team;
 mod workspace;
 
+pub use activations::exp_in_place;
 pub use real::{GpuRun, Real};
 pub use workspace::Workspace;
 

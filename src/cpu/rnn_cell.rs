@@ -1,10 +1,11 @@
-//! Elman RNN cell, forward and backward side by side, for one hidden unit across the batch.
+//! Elman RNN cell, forward and backward side by side, for a run of n hidden units of one batch
+//! row: every slice is those units' values.
 //!   h' = act(W_ih x + b_ih + W_hh h + b_hh)
 
 use super::Real;
 
-/// pre (B): the x projection in, h' out (kept for BPTT); h_proj (B): the h projection added
-/// to it; h_next (B): written with h'.
+/// pre (n): the x projection in, h' out (kept for BPTT); h_proj (n): the h projection added
+/// to it; h_next (n): written with h'.
 #[inline(always)]
 pub fn forward<T: Real>(pre: &mut [T], h_proj: &[T], h_next: &mut [T], relu: bool) {
     let n = h_next.len();
@@ -20,7 +21,7 @@ pub fn forward<T: Real>(pre: &mut [T], h_proj: &[T], h_next: &mut [T], relu: boo
     }
 }
 
-/// slot (B): h' in, d(pre-activation) out; dh (B): dLoss/dh'.
+/// slot (n): h' in, d(pre-activation) out; dh (n): dLoss/dh'.
 #[inline(always)]
 pub fn backward<T: Real>(slot: &mut [T], dh: &[T], relu: bool) {
     if relu {

@@ -1,5 +1,5 @@
 //! Runtime SIMD dispatch for the gate loops: a kernel is compiled a second time with AVX2 and
-//! FMA enabled, and that copy runs where the CPU has them. The loops over the batch are written
+//! FMA enabled, and that copy runs where the CPU has them. The elementwise loops are written
 //! as plain scalar code (`#[inline(always)]` down to the exp) so that the compiler vectorises
 //! them in whichever copy it is building.
 

@@ -104,7 +104,7 @@ pub fn forward<T: Real>(
         .then(|| Array3::zeros((states, batch, hidden)));
     let first_input = match input {
         LayerInput::Dense(x) => {
-            let mut copy = workspace.zeros(x.dim());
+            let mut copy = workspace.overwritable(x.dim());
             copy.assign(&x);
             FirstInput::Dense(copy)
         }
@@ -113,7 +113,8 @@ pub fn forward<T: Real>(
     let mut upper_inputs: Vec<Array3<T>> = Vec::with_capacity(config.num_layers);
     let mut directions = Vec::with_capacity(states);
     for layer in 0..config.num_layers {
-        let mut output = workspace.zeros((seq, batch, dirs * hidden));
+        // Every direction writes its columns whole.
+        let mut output = workspace.overwritable((seq, batch, dirs * hidden));
         let input = layer_input(&first_input, &upper_inputs, layer);
         for dir in 0..dirs {
             let k = layer * dirs + dir;

@@ -9,7 +9,7 @@
 
 use std::any::TypeId;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 use super::Real;
 use super::matmul::matmul_serial;
@@ -33,9 +33,17 @@ impl<'w, T: Real> StepWeights<'w, T> {
         let packed = (steps > 1 && kernel_available::<T>()).then(|| {
             let (k, n) = w.dim();
             let mut packed = vec![0f32; n.div_ceil(PANEL) * k * PANEL];
-            for ((row, col), &v) in w.indexed_iter() {
-                let (panel, lane) = (col / PANEL, col % PANEL);
-                packed[(panel * k + row) * PANEL + lane] = as_f32(v);
+            for (panel, block) in packed.chunks_exact_mut(k * PANEL).enumerate() {
+                let columns = w.slice(s![.., panel * PANEL..n.min((panel + 1) * PANEL)]);
+                for (row, out) in columns
+                    .rows()
+                    .into_iter()
+                    .zip(block.chunks_exact_mut(PANEL))
+                {
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = as_f32(v);
+                    }
+                }
             }
             packed
         });
@@ -230,7 +238,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, s};
+    use ndarray::Array2;
 
     /// Every tile height, a ragged last panel, strided rows, with and without accumulation,
     /// against a product summed in f64.

@@ -34,6 +34,17 @@ impl<T: Real> Workspace<T> {
         Array::from_shape_vec(shape, buffer).expect("buffer length equals the shape's size")
     }
 
+    /// An array holding whatever its buffer held before (zeros where the buffer is new): for
+    /// buffers the caller writes whole before reading, which skips a pass of zero-filling.
+    pub fn overwritable<D: Dimension, Sh: ShapeBuilder<Dim = D>>(&self, shape: Sh) -> Array<T, D> {
+        let shape = shape.into_shape_with_order();
+        let len = shape.size();
+        let mut buffer = self.take(len);
+        buffer.truncate(len);
+        buffer.resize(len, T::zero());
+        Array::from_shape_vec(shape, buffer).expect("buffer length equals the shape's size")
+    }
+
     fn take(&self, len: usize) -> Vec<T> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let best = idle

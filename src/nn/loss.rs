@@ -2,6 +2,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::cpu::exp_in_place;
 use crate::error::{Result, RnnError, shape_string};
 
 /// Mean over rows of -log softmax(logits)[target], as `torch.nn.functional.cross_entropy`.
@@ -20,17 +21,18 @@ pub fn cross_entropy(logits: ArrayView2<'_, f32>, targets: &[usize]) -> Result<(
             "target {bad} is outside the vocabulary of {vocab}"
         )));
     }
-    let mut grad = Array2::zeros((n, vocab));
+    let mut grad = logits.as_standard_layout().into_owned();
     let mut total = 0.0f64;
     for ((row, mut g), &target) in logits.outer_iter().zip(grad.outer_iter_mut()).zip(targets) {
         let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-        let log_sum = max + sum.ln();
-        total += (log_sum - row[target]) as f64;
+        let g = g.as_slice_mut().expect("standard layout");
+        g.iter_mut().for_each(|v| *v -= max);
+        exp_in_place(g);
+        let sum: f32 = g.iter().sum();
+        total += (max + sum.ln() - row[target]) as f64;
         // softmax - one_hot, averaged over the rows
-        for (gv, &v) in g.iter_mut().zip(row) {
-            *gv = (v - log_sum).exp() / n as f32;
-        }
+        let scale = 1.0 / (sum * n as f32);
+        g.iter_mut().for_each(|v| *v *= scale);
         g[target] -= 1.0 / n as f32;
     }
     Ok(((total / n as f64) as f32, grad))
