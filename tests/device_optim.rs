@@ -1,14 +1,15 @@
-//! Optimizer steps on the device (`Rnn::backward_on_device` + `adam_step_on_device`) against
-//! the host's `optim::Adam` (which the parity cases check against PyTorch): AdamW with weight
-//! decay and a clip factor below 1, several steps, gradient norms and parameters; and what the
-//! host copy may and may not do while the device holds newer parameters.
+//! Optimizer steps on the device (`Rnn::backward_on_device` + `adam_step_on_device` /
+//! `sgd_step_on_device`) against the host's `optim::Adam` and `optim::Sgd` (which the parity
+//! cases check against PyTorch): AdamW with weight decay, SGD with momentum, each with a clip
+//! factor below 1, several steps, gradient norms and parameters; and what the host copy may and
+//! may not do while the device holds newer parameters.
 
 mod common;
 
 use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rnn_wgpu::optim::{Adam, clip_and_step};
+use rnn_wgpu::optim::{Adam, Sgd, clip_and_step};
 use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig};
 
 fn random3(rng: &mut StdRng, dims: (usize, usize, usize)) -> Array3<f32> {
@@ -79,6 +80,74 @@ fn device_adamw_steps_equal_the_host_ones() {
             err < 1e-4,
             "parameter tensor {k} differs by {err:e} after 4 steps"
         );
+    }
+}
+
+/// SGD with momentum on the device, clipped, against the host's over several steps: the
+/// momentum buffers start at zero there and at the first gradient on the host, which must agree.
+#[test]
+fn device_sgd_momentum_steps_equal_the_host_ones() {
+    let Some(ctx) = common::gpu() else { return };
+    let config = RnnConfig::new(Mode::Lstm, 4, 6).layers(2);
+    let mut cpu = Rnn::<f32>::new(config, 3).unwrap();
+    let mut gpu = cpu.clone().with_gpu(ctx).unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut sgd = Sgd::new(0.1, 0.9);
+    let clip = 0.3;
+    for step in 1..=4 {
+        let x = random3(&mut rng, (5, 3, 4));
+        let gy = random3(&mut rng, (5, 3, 6));
+        let upstream = OutputGrads {
+            output: Some(gy.view()),
+            ..Default::default()
+        };
+        let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
+        let mut grads = cpu.backward(tape, upstream, false).unwrap().params;
+        let host_norm = clip_and_step(
+            &mut sgd,
+            cpu.params_mut().slices_mut(),
+            grads.slices_mut(),
+            Some(clip),
+        )
+        .unwrap();
+        let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
+        let sums = gpu.backward_on_device(tape, upstream).unwrap();
+        let norm = sums.iter().map(|&s| s as f64).sum::<f64>().sqrt() as f32;
+        assert!(
+            (norm - host_norm).abs() <= 1e-4 * host_norm,
+            "step {step}: device norm {norm}, host {host_norm}"
+        );
+        assert!(
+            clip / (norm + 1e-6) < 1.0,
+            "step {step}: the clip must bite"
+        );
+        gpu.sgd_step_on_device(&sgd, clip / (norm + 1e-6)).unwrap();
+    }
+    gpu.sync_params().unwrap();
+    let (mut g, mut c) = (gpu.params().clone(), cpu.params().clone());
+    for (k, (g, c)) in g.slices_mut().iter().zip(c.slices_mut()).enumerate() {
+        let err = g
+            .iter()
+            .zip(c.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 1e-4,
+            "parameter tensor {k} differs by {err:e} after 4 steps"
+        );
+    }
+    // The momentum buffers themselves, read back, equal the host's.
+    let (m, _) = gpu
+        .device_moments()
+        .unwrap()
+        .expect("stepped on the device");
+    for (k, (device, host)) in m.iter().zip(&sgd.buffers).enumerate() {
+        let err = device
+            .iter()
+            .zip(host)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-4, "momentum buffer {k} differs by {err:e}");
     }
 }
 

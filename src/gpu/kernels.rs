@@ -35,6 +35,8 @@ pub enum Kernel {
     Mask,
     /// One Adam / AdamW step of one parameter tensor
     Adam,
+    /// One SGD-with-momentum step of one parameter tensor (Adam's bindings)
+    Sgd,
     /// Sum of squares of one gradient tensor
     SumSquares,
     RnnForward,
@@ -62,6 +64,7 @@ const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 const MASK: &str = include_str!("../../shaders/mask.wgsl");
 const ADAM: &str = include_str!("../../shaders/adam.wgsl");
+const SGD: &str = include_str!("../../shaders/sgd.wgsl");
 const SUM_SQUARES: &str = include_str!("../../shaders/sum_squares.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
 const LSTM: &str = include_str!("../../shaders/lstm.wgsl");
@@ -96,6 +99,7 @@ impl Kernel {
             Kernel::ColumnSum => ("column_sum.wgsl", COLUMN_SUM),
             Kernel::Mask => ("mask.wgsl", MASK),
             Kernel::Adam => ("adam.wgsl", ADAM),
+            Kernel::Sgd => ("sgd.wgsl", SGD),
             Kernel::SumSquares => ("sum_squares.wgsl", SUM_SQUARES),
             Kernel::RnnForward
             | Kernel::RnnForwardF16
@@ -121,6 +125,7 @@ impl Kernel {
             | Kernel::ColumnSum
             | Kernel::Mask
             | Kernel::Adam
+            | Kernel::Sgd
             | Kernel::SumSquares => &[],
             Kernel::HiddenBackward => &[COMMON],
             _ => &[COMMON, CELL, PERSISTENT, STEP_TILED],
@@ -146,6 +151,7 @@ impl Kernel {
             | Kernel::ColumnSum
             | Kernel::Mask
             | Kernel::Adam
+            | Kernel::Sgd
             | Kernel::SumSquares
             | Kernel::HiddenBackward => "main",
         }
@@ -169,7 +175,7 @@ impl Kernel {
             Kernel::Matmul | Kernel::MatmulF16 => MATMUL_BINDINGS,
             Kernel::ColumnSum => COLUMN_SUM_BINDINGS,
             Kernel::Mask => MASK_BINDINGS,
-            Kernel::Adam => ADAM_BINDINGS,
+            Kernel::Adam | Kernel::Sgd => ADAM_BINDINGS,
             Kernel::SumSquares => SUM_SQUARES_BINDINGS,
             Kernel::RnnForward
             | Kernel::RnnForwardF16

@@ -1,5 +1,6 @@
-//! Optimizer steps on the device: Adam / AdamW over every parameter of a `GpuModel` with the
-//! gradient its last backward left there, the moments resident beside them (shaders/adam.wgsl),
+//! Optimizer steps on the device: Adam / AdamW (shaders/adam.wgsl) or SGD with momentum
+//! (shaders/sgd.wgsl) over every parameter of a `GpuModel` with the gradient its last backward
+//! left there, the moments resident beside them (SGD's momentum buffer is Adam's first moment),
 //! and each gradient's sum of squares for global-norm clipping (shaders/sum_squares.wgsl).
 //! Only those sums come back to the host; parameters are read back only when asked for
 //! (checkpoints).
@@ -11,7 +12,7 @@ use super::context::GpuContext;
 use super::kernels::Kernel;
 use super::model::GpuModel;
 use crate::error::{Result, RnnError};
-use crate::optim::Adam;
+use crate::optim::{Adam, Sgd};
 use crate::params::RnnParams;
 
 /// Matches `Hyper` in shaders/adam.wgsl.
@@ -26,6 +27,17 @@ struct Hyper {
     decay: f32,
     scale: f32,
     pad: f32,
+}
+
+/// Matches `Hyper` in shaders/sgd.wgsl: the same size as Adam's, so one uniform buffer serves
+/// both.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SgdHyper {
+    lr: f32,
+    momentum: f32,
+    scale: f32,
+    pad: [f32; 5],
 }
 
 /// Matches `Tensor` in shaders/adam.wgsl and shaders/sum_squares.wgsl.
@@ -213,8 +225,31 @@ impl GpuModel {
         Ok(params)
     }
 
+    /// One SGD-with-momentum step of every parameter from the gradients the last backward left
+    /// on the device, each first multiplied by `grad_scale` (the global-norm clip factor, or 1).
+    /// The momentum buffers are the device moments' m, zero before the first step (so the first
+    /// step's buffer is the gradient, as PyTorch starts it). One submission, nothing read back;
+    /// `sgd`'s own buffers are not touched.
+    pub fn sgd_step(&self, sgd: &Sgd, grad_scale: f32) -> Result<()> {
+        let ctx = &self.ctx;
+        let hyper = SgdHyper {
+            lr: sgd.lr,
+            momentum: sgd.momentum,
+            scale: grad_scale,
+            pad: [0.0; 5],
+        };
+        self.with_device_adam(|state| {
+            ctx.queue
+                .write_buffer(&state.hyper, 0, bytemuck::bytes_of(&hyper));
+            let mut encoder = encoder(ctx, "sgd step");
+            record(ctx, &mut encoder, Kernel::Sgd, state, |s| (&s.adam, s.grid))?;
+            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
+            Ok(())
+        })
+    }
+
     /// The Adam moments (m, v), one vector per parameter in `named()` order; `None` before the
-    /// first device step.
+    /// first device step. After SGD steps, m holds the momentum buffers.
     #[allow(clippy::type_complexity)]
     pub fn read_moments(&self) -> Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
         let state = self.adam.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,11 +1,12 @@
-//! Training on the device: BPTT whose gradients stay there, Adam / AdamW steps there, and the
-//! host copy of the parameters refreshed only when asked for (checkpoints, moving the model).
+//! Training on the device: BPTT whose gradients stay there, Adam / AdamW and SGD-with-momentum
+//! steps there, and the host copy of the parameters refreshed only when asked for (checkpoints,
+//! moving the model).
 
 use super::{Rnn, Tape, TapeInner};
 use crate::error::{Result, RnnError};
 use crate::gpu::GpuModel;
 use crate::model::OutputGrads;
-use crate::optim::Adam;
+use crate::optim::{Adam, Sgd};
 use std::sync::Arc;
 
 impl Rnn<f32> {
@@ -38,6 +39,17 @@ impl Rnn<f32> {
     pub fn adam_step_on_device(&mut self, adam: &Adam, grad_scale: f32) -> Result<()> {
         let gpu = self.device("adam_step_on_device")?;
         gpu.adam_step(adam, grad_scale)?;
+        self.host_stale = true;
+        Ok(())
+    }
+
+    /// One SGD-with-momentum step (`optim::Sgd`'s lr and momentum) of every parameter on the
+    /// device from the gradients `backward_on_device` left there, each multiplied by
+    /// `grad_scale` first (the global-norm clip factor, or 1). The momentum buffers live on the
+    /// device (`device_moments`' m); `sgd`'s own are not used.
+    pub fn sgd_step_on_device(&mut self, sgd: &Sgd, grad_scale: f32) -> Result<()> {
+        let gpu = self.device("sgd_step_on_device")?;
+        gpu.sgd_step(sgd, grad_scale)?;
         self.host_stale = true;
         Ok(())
     }

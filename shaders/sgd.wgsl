@@ -1,0 +1,51 @@
+// One SGD-with-momentum step of one parameter tensor on the device (torch.optim.SGD(lr,
+// momentum), no dampening, no Nesterov, as src/optim/sgd.rs computes it), the gradient first
+// scaled by the global-norm clip factor. The momentum buffer starts at zero, so the first step's
+// buf = 0 * momentum + g = g, which is where PyTorch starts it. Same bindings as adam.wgsl (the
+// device optimizer's bind groups serve both); the second moment is not used.
+// W_hh also keeps its transposed copy, which the forward kernels read, in step.
+
+struct Hyper {
+    lr: f32,
+    momentum: f32,
+    scale: f32,       // min(1, max_norm / (||g|| + 1e-6)), or 1 without clipping
+    _pad0: f32,
+    _pad1: f32,
+    _pad2: f32,
+    _pad3: f32,
+    _pad4: f32,
+}
+
+struct Tensor {
+    len: u32,
+    row: u32,         // invocations per grid row (2-D grid)
+    cols: u32,        // columns of the (len / cols, cols) matrix, for the transposed copy
+    transposed: u32,  // 1: also write param_t
+    slot: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> h: Hyper;
+@group(0) @binding(1) var<uniform> t: Tensor;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;    // (len): row-major (rows, cols)
+@group(0) @binding(3) var<storage, read> grad: array<f32>;           // (len)
+@group(0) @binding(4) var<storage, read_write> buf: array<f32>;      // (len): momentum buffer
+@group(0) @binding(5) var<storage, read_write> unused: array<f32>;   // (len): Adam's v, untouched
+@group(0) @binding(6) var<storage, read_write> param_t: array<f32>;  // (cols, rows) when transposed
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.y * t.row + gid.x;
+    if (i >= t.len) { return; }
+    let g = grad[i] * h.scale;
+    let b = h.momentum * buf[i] + g;
+    buf[i] = b;
+    let p = param[i] - h.lr * b;
+    param[i] = p;
+    if (t.transposed != 0u) {
+        let rows = t.len / t.cols;
+        param_t[(i % t.cols) * rows + i / t.cols] = p;
+    }
+}
