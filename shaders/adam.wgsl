@@ -13,16 +13,7 @@ struct Hyper {
     _pad: f32,
 }
 
-struct Tensor {
-    len: u32,
-    row: u32,         // invocations per grid row (2-D grid)
-    cols: u32,        // columns of the (len / cols, cols) matrix, for the transposed copy
-    transposed: u32,  // 1: also write param_t
-    slot: u32,        // this tensor's index in `sums` (sum_squares.wgsl)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// struct Tensor: shaders/optimizer_tensor.wgsl (prepended)
 
 @group(0) @binding(0) var<uniform> h: Hyper;
 @group(0) @binding(1) var<uniform> t: Tensor;

@@ -1,16 +1,7 @@
 // sums[slot] = sum of grad[i]^2 over one gradient tensor: one workgroup per tensor, for the
 // global L2 norm of gradient clipping (only these sums are read back).
 
-struct Tensor {
-    len: u32,
-    row: u32,
-    cols: u32,
-    transposed: u32,
-    slot: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// struct Tensor: shaders/optimizer_tensor.wgsl (prepended)
 
 @group(0) @binding(0) var<uniform> t: Tensor;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;          // (len)

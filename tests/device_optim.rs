@@ -9,11 +9,67 @@ mod common;
 use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rnn_wgpu::optim::{Adam, Sgd, clip_and_step};
+use rnn_wgpu::optim::{Adam, Optimizer, Sgd, clip_and_step};
 use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig};
 
 fn random3(rng: &mut StdRng, dims: (usize, usize, usize)) -> Array3<f32> {
     Array3::from_shape_simple_fn(dims, || rng.random_range(-1.0f32..1.0))
+}
+
+/// One batch through both copies: on the host forward, BPTT and a clipped `optimizer` step; on
+/// the device forward and BPTT with the gradients left there. Asserts that the two gradient
+/// norms agree and that the clip bites; returns the clip factor for the device's own step.
+fn host_step_and_device_grads(
+    cpu: &mut Rnn<f32>,
+    gpu: &Rnn<f32>,
+    optimizer: &mut impl Optimizer,
+    x: &Array3<f32>,
+    grad_output: &Array3<f32>,
+    clip: f32,
+) -> f32 {
+    let upstream = OutputGrads {
+        output: Some(grad_output.view()),
+        ..Default::default()
+    };
+    let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
+    let mut grads = cpu.backward(tape, upstream, false).unwrap().params;
+    let host_norm = clip_and_step(
+        optimizer,
+        cpu.params_mut().slices_mut(),
+        grads.slices_mut(),
+        Some(clip),
+    )
+    .unwrap();
+    let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
+    let sums = gpu.backward_on_device(tape, upstream).unwrap();
+    let norm = sums.iter().map(|&s| s as f64).sum::<f64>().sqrt() as f32;
+    assert!(
+        (norm - host_norm).abs() <= 1e-4 * host_norm,
+        "device norm {norm}, host {host_norm}"
+    );
+    let factor = clip / (norm + 1e-6);
+    assert!(factor < 1.0, "the clip must bite (norm {norm})");
+    factor
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+}
+
+/// The device's parameters, read back, against the host's.
+fn assert_same_params(gpu: &mut Rnn<f32>, cpu: &Rnn<f32>) {
+    gpu.sync_params().unwrap();
+    let (mut g, mut c) = (gpu.params().clone(), cpu.params().clone());
+    for (k, (g, c)) in g.slices_mut().iter().zip(c.slices_mut()).enumerate() {
+        let err = max_abs_diff(g, c);
+        assert!(
+            err < 1e-4,
+            "parameter tensor {k} differs by {err:e} after 4 steps"
+        );
+    }
 }
 
 #[test]
@@ -30,35 +86,10 @@ fn device_adamw_steps_equal_the_host_ones() {
     for step in 1..=4u64 {
         let x = random3(&mut rng, (6, 3, 5));
         let gy = random3(&mut rng, (6, 3, 16));
-        let upstream = OutputGrads {
-            output: Some(gy.view()),
-            ..Default::default()
-        };
-        let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
-        let mut grads = cpu.backward(tape, upstream, false).unwrap().params;
-        let host_norm = clip_and_step(
-            &mut adam,
-            cpu.params_mut().slices_mut(),
-            grads.slices_mut(),
-            Some(clip),
-        )
-        .unwrap();
-
-        let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
-        let sums = gpu.backward_on_device(tape, upstream).unwrap();
-        let norm = sums.iter().map(|&s| s as f64).sum::<f64>().sqrt() as f32;
-        assert!(
-            (norm - host_norm).abs() <= 1e-4 * host_norm,
-            "step {step}: device norm {norm}, host {host_norm}"
-        );
-        assert!(
-            clip / (norm + 1e-6) < 1.0,
-            "step {step}: the clip must bite"
-        );
+        let factor = host_step_and_device_grads(&mut cpu, &gpu, &mut adam, &x, &gy, clip);
         // The host's AdamW, its step count already at this step.
         assert_eq!(adam.step, step);
-        gpu.adam_step_on_device(&adam, clip / (norm + 1e-6))
-            .unwrap();
+        gpu.adam_step_on_device(&adam, factor).unwrap();
     }
     // The device's forward uses the stepped parameters (and W_hh's transposed copy).
     let x = random3(&mut rng, (4, 2, 5));
@@ -68,19 +99,7 @@ fn device_adamw_steps_equal_the_host_ones() {
         .iter()
         .fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(err < 1e-3, "forward after the steps differs by {err:e}");
-    gpu.sync_params().unwrap();
-    let (mut g, mut c) = (gpu.params().clone(), cpu.params().clone());
-    for (k, (g, c)) in g.slices_mut().iter().zip(c.slices_mut()).enumerate() {
-        let err = g
-            .iter()
-            .zip(c.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            err < 1e-4,
-            "parameter tensor {k} differs by {err:e} after 4 steps"
-        );
-    }
+    assert_same_params(&mut gpu, &cpu);
 }
 
 /// SGD with momentum on the device, clipped, against the host's over several steps: the
@@ -94,59 +113,20 @@ fn device_sgd_momentum_steps_equal_the_host_ones() {
     let mut rng = StdRng::seed_from_u64(9);
     let mut sgd = Sgd::new(0.1, 0.9);
     let clip = 0.3;
-    for step in 1..=4 {
+    for _ in 0..4 {
         let x = random3(&mut rng, (5, 3, 4));
         let gy = random3(&mut rng, (5, 3, 6));
-        let upstream = OutputGrads {
-            output: Some(gy.view()),
-            ..Default::default()
-        };
-        let (_, tape) = cpu.forward_train(x.view(), None, None).unwrap();
-        let mut grads = cpu.backward(tape, upstream, false).unwrap().params;
-        let host_norm = clip_and_step(
-            &mut sgd,
-            cpu.params_mut().slices_mut(),
-            grads.slices_mut(),
-            Some(clip),
-        )
-        .unwrap();
-        let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
-        let sums = gpu.backward_on_device(tape, upstream).unwrap();
-        let norm = sums.iter().map(|&s| s as f64).sum::<f64>().sqrt() as f32;
-        assert!(
-            (norm - host_norm).abs() <= 1e-4 * host_norm,
-            "step {step}: device norm {norm}, host {host_norm}"
-        );
-        assert!(
-            clip / (norm + 1e-6) < 1.0,
-            "step {step}: the clip must bite"
-        );
-        gpu.sgd_step_on_device(&sgd, clip / (norm + 1e-6)).unwrap();
+        let factor = host_step_and_device_grads(&mut cpu, &gpu, &mut sgd, &x, &gy, clip);
+        gpu.sgd_step_on_device(&sgd, factor).unwrap();
     }
-    gpu.sync_params().unwrap();
-    let (mut g, mut c) = (gpu.params().clone(), cpu.params().clone());
-    for (k, (g, c)) in g.slices_mut().iter().zip(c.slices_mut()).enumerate() {
-        let err = g
-            .iter()
-            .zip(c.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            err < 1e-4,
-            "parameter tensor {k} differs by {err:e} after 4 steps"
-        );
-    }
+    assert_same_params(&mut gpu, &cpu);
     // The momentum buffers themselves, read back, equal the host's.
     let (m, _) = gpu
         .device_moments()
         .unwrap()
         .expect("stepped on the device");
     for (k, (device, host)) in m.iter().zip(&sgd.buffers).enumerate() {
-        let err = device
-            .iter()
-            .zip(host)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let err = max_abs_diff(device, host);
         assert!(err < 1e-4, "momentum buffer {k} differs by {err:e}");
     }
 }

@@ -283,9 +283,9 @@ impl Shape {
         self.gate_count() * self.hidden
     }
 
-    /// Offset of (step t, batch row b, gate row `row`) in a (T, B, G*H) buffer.
-    fn gate_at(&self, t: usize, b: usize, row: usize) -> usize {
-        (t * self.batch + b) * self.gate_rows() + row
+    /// Offset of (step t, batch row b, gate g of unit j) in a (T, B, G*H) buffer.
+    fn gate_at(&self, t: usize, b: usize, g: usize, j: usize) -> usize {
+        (t * self.batch + b) * self.gate_rows() + g * self.hidden + j
     }
 
     /// Offset of (slot, batch row b, unit j) in a (slots, B, H) buffer.
@@ -408,7 +408,7 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
             t,
             past_end,
         } = self;
-        let (mode, hidden, width) = (shape.mode, shape.hidden, units.len());
+        let (mode, width) = (shape.mode, units.len());
         let (prev, next) = state_slots(t, shape.reverse);
         for (b, proj) in hidden_proj.rows().into_iter().enumerate() {
             let proj = proj.to_slice().expect("contiguous");
@@ -418,13 +418,13 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
                 let gate = |g: usize| {
                     buffers
                         .gates
-                        .slice_mut(shape.gate_at(t, b, g * hidden + units.start), width)
+                        .slice_mut(shape.gate_at(t, b, g, units.start), width)
                 };
                 let proj_of = |g: usize| &proj[g * width..(g + 1) * width];
-                let state_range = |slot: usize| (shape.state_at(slot, b, units.start), width);
-                let (prev_at, next_at) = (state_range(prev), state_range(next));
-                let h_prev = buffers.states.slice(prev_at.0, width);
-                let h_next = buffers.states.slice_mut(next_at.0, width);
+                let prev_at = shape.state_at(prev, b, units.start);
+                let next_at = shape.state_at(next, b, units.start);
+                let h_prev = buffers.states.slice(prev_at, width);
+                let h_next = buffers.states.slice_mut(next_at, width);
                 let ended = past_end.contains(&b);
                 match mode {
                     Mode::RnnTanh | Mode::RnnRelu => {
@@ -432,8 +432,8 @@ impl<T: Real> simd::Kernel for ForwardUpdates<'_, '_, T> {
                     }
                     Mode::Lstm => {
                         let cells = buffers.cells.as_ref().expect("LSTM keeps cells");
-                        let c_prev = cells.slice(prev_at.0, width);
-                        let c_next = cells.slice_mut(next_at.0, width);
+                        let c_prev = cells.slice(prev_at, width);
+                        let c_next = cells.slice_mut(next_at, width);
                         lstm_cell::forward(
                             [gate(0), gate(1), gate(2), gate(3)],
                             [proj_of(0), proj_of(1), proj_of(2), proj_of(3)],
@@ -703,7 +703,7 @@ fn backward_steps<T: Real>(
         // SAFETY: every party finished writing step t before the barrier; none writes it again.
         // (B, G*H)
         let step_grads =
-            unsafe { step_grads.rows(shape.gate_at(t, 0, 0), batch, gate_rows, gate_rows) };
+            unsafe { step_grads.rows(shape.gate_at(t, 0, 0, 0), batch, gate_rows, gate_rows) };
         own_columns.product(dh_carry.view_mut(), step_grads, mode == Mode::Gru);
         // ... and a step past a row's end passes the gradients through unchanged.
         for &b in &past_end {
@@ -744,7 +744,7 @@ impl<T: Real> simd::Kernel for BackwardUpdates<'_, '_, T> {
             dh_carry,
             mut dc_carry,
         } = self;
-        let (mode, hidden, width) = (shape.mode, shape.hidden, units.len());
+        let (mode, width) = (shape.mode, units.len());
         let (prev, _) = state_slots(t, shape.reverse);
         for (b, dh_row) in dh.rows().into_iter().enumerate() {
             let dh_row = dh_row.to_slice().expect("contiguous");
@@ -753,13 +753,13 @@ impl<T: Real> simd::Kernel for BackwardUpdates<'_, '_, T> {
                 let grad_run = |g: usize| {
                     buffers
                         .gates
-                        .slice_mut(shape.gate_at(t, b, g * hidden + units.start), width)
+                        .slice_mut(shape.gate_at(t, b, g, units.start), width)
                 };
                 let hidden_run = |g: usize| {
                     buffers
                         .hidden_grads
                         .as_ref()
-                        .map(|h| h.slice_mut(shape.gate_at(t, b, g * hidden + units.start), width))
+                        .map(|h| h.slice_mut(shape.gate_at(t, b, g, units.start), width))
                 };
                 // A step past a row's end was a copy of its state: its gates get no gradient.
                 if past_end.contains(&b) {

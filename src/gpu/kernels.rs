@@ -65,6 +65,7 @@ const COLUMN_SUM: &str = include_str!("../../shaders/column_sum.wgsl");
 const MASK: &str = include_str!("../../shaders/mask.wgsl");
 const ADAM: &str = include_str!("../../shaders/adam.wgsl");
 const SGD: &str = include_str!("../../shaders/sgd.wgsl");
+const OPTIMIZER_TENSOR: &str = include_str!("../../shaders/optimizer_tensor.wgsl");
 const SUM_SQUARES: &str = include_str!("../../shaders/sum_squares.wgsl");
 const RNN: &str = include_str!("../../shaders/rnn.wgsl");
 const LSTM: &str = include_str!("../../shaders/lstm.wgsl");
@@ -120,13 +121,8 @@ impl Kernel {
     /// The preludes the source needs in front of it.
     fn preludes(self) -> &'static [&'static str] {
         match self {
-            Kernel::Matmul
-            | Kernel::MatmulF16
-            | Kernel::ColumnSum
-            | Kernel::Mask
-            | Kernel::Adam
-            | Kernel::Sgd
-            | Kernel::SumSquares => &[],
+            Kernel::Matmul | Kernel::MatmulF16 | Kernel::ColumnSum | Kernel::Mask => &[],
+            Kernel::Adam | Kernel::Sgd | Kernel::SumSquares => &[OPTIMIZER_TENSOR],
             Kernel::HiddenBackward => &[COMMON],
             _ => &[COMMON, CELL, PERSISTENT, STEP_TILED],
         }

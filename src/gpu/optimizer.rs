@@ -40,7 +40,7 @@ struct SgdHyper {
     pad: [f32; 5],
 }
 
-/// Matches `Tensor` in shaders/adam.wgsl and shaders/sum_squares.wgsl.
+/// Matches `Tensor` in shaders/optimizer_tensor.wgsl (the optimizer kernels' shared prelude).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct TensorParams {
