@@ -3,10 +3,11 @@
 //!
 //!     cargo run --release --example char_lm -- [SECONDS]
 
-use ndarray::Array2;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use rnn_wgpu::checkpoint::LmSpec;
 use rnn_wgpu::data::CharCorpus;
-use rnn_wgpu::train::{Batching, TrainOptions, train_char_lm};
+use rnn_wgpu::train::{Batching, TrainEvent, TrainOptions, train_char_lm};
 use rnn_wgpu::{Backend, Mode};
 
 fn main() -> rnn_wgpu::Result<()> {
@@ -38,8 +39,10 @@ fn main() -> rnn_wgpu::Result<()> {
         checkpoint_every: 0,
         checkpoint: None,
     };
-    let report = train_char_lm(&corpus, &options, None, |s| {
-        if s.step % 50 == 0 {
+    let report = train_char_lm(&corpus, &options, None, |event| {
+        if let TrainEvent::Step(s) = event
+            && s.step % 50 == 0
+        {
             println!(
                 "step {:5}  loss {:.3}  {:.0} chars/s",
                 s.step, s.loss, s.chars_per_sec
@@ -54,26 +57,15 @@ fn main() -> rnn_wgpu::Result<()> {
         report.val_loss.exp()
     );
 
-    // Greedy continuation of a prompt, one character at a time with the state carried.
-    let prompt = corpus.encode("ROMEO:")?;
-    let (mut logits, mut state) = report.lm.logits(
-        Array2::from_shape_fn((prompt.len(), 1), |(t, _)| prompt[t]).view(),
-        None,
-    )?;
+    // A continuation of a prompt, drawn at temperature 0.8 with the state carried (greedy
+    // decoding of a small model falls into loops such as "the the the").
     let mut text = String::from("ROMEO:");
-    for _ in 0..200 {
-        let last = logits
-            .index_axis(ndarray::Axis(0), logits.dim().0 - 1)
-            .row(0)
-            .to_vec();
-        let next = (0..last.len())
-            .max_by(|&a, &b| last[a].total_cmp(&last[b]))
-            .expect("non-empty vocabulary");
-        text.push(corpus.vocab[next]);
-        (logits, state) = report
-            .lm
-            .logits(Array2::from_elem((1, 1), next).view(), Some(&state))?;
-    }
+    let mut rng = StdRng::seed_from_u64(0);
+    report
+        .lm
+        .sample(&corpus.encode(&text)?, 200, 0.8, &mut rng, |next| {
+            text.push(corpus.vocab[next])
+        })?;
     println!("{text}");
     Ok(())
 }

@@ -66,6 +66,19 @@ impl RnnConfig {
         self.dropout > 0.0 && self.num_layers > 1
     }
 
+    /// What PyTorch warns of at construction but accepts: dropout on a one-layer stack, which
+    /// has no layer above the first to drop out before (the value then does nothing).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.dropout > 0.0 && self.num_layers == 1 {
+            out.push(format!(
+                "dropout adds dropout after all but the last recurrent layer, so dropout={} does nothing with num_layers=1",
+                self.dropout
+            ));
+        }
+        out
+    }
+
     /// Rejects zero sizes and a dropout outside [0, 1), which PyTorch also refuses.
     pub fn validate(&self) -> Result<()> {
         for (what, value) in [

@@ -1,6 +1,7 @@
 //! Character corpora: the vocabulary, the 90/10 split, and the training batches: sequential
 //! (truncated BPTT) or random windows.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ndarray::Array2;
@@ -51,6 +52,23 @@ impl CharCorpus {
                 })
             })
             .collect()
+    }
+
+    /// `encode` that skips the characters outside the vocabulary instead of refusing the text;
+    /// returns the ids and each skipped character with its count.
+    pub fn encode_known(&self, text: &str) -> (Vec<usize>, BTreeMap<char, usize>) {
+        let mut skipped = BTreeMap::new();
+        let ids = text
+            .chars()
+            .filter_map(|c| {
+                let id = self.vocab.binary_search(&c).ok();
+                if id.is_none() {
+                    *skipped.entry(c).or_insert(0) += 1;
+                }
+                id
+            })
+            .collect();
+        (ids, skipped)
     }
 
     /// The first 90% for training, the last 10% for validation.

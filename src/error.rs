@@ -15,11 +15,13 @@ pub enum RnnError {
     /// A size that must be positive is zero.
     #[error("{what} must be at least 1, got 0")]
     ZeroSize { what: String },
-    /// NaN or infinity where it would poison the whole result.
-    #[error("{tensor} has a non-finite value ({value}) at flat index {index}")]
+    /// NaN or infinity where it would poison the whole result: `index` in the tensor's own
+    /// layout as the caller gave it, `position` the same index with its axes named.
+    #[error("{tensor} has a non-finite value ({value}) at {index:?} ({position})")]
     NonFinite {
         tensor: String,
-        index: usize,
+        index: Vec<usize>,
+        position: String,
         value: f64,
     },
     #[error("unknown mode '{0}' (expected RNN_TANH, RNN_RELU, LSTM or GRU)")]

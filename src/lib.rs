@@ -12,6 +12,11 @@
 //! assert_eq!(out.output.dim(), (5, 3, 16)); // (T, B, D*H)
 //! ```
 
+/// README.md's code blocks, compiled and run as doc tests so that what it shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;

@@ -143,6 +143,41 @@ impl CharLm {
         ))
     }
 
+    /// Generates `len` tokens after `prime` (at least one token), each drawn from
+    /// softmax(logits / temperature) with the state carried; `emit` gets each as it is drawn.
+    pub fn sample(
+        &self,
+        prime: &[usize],
+        len: usize,
+        temperature: f32,
+        rng: &mut impl rand::Rng,
+        mut emit: impl FnMut(usize),
+    ) -> Result<()> {
+        if !(temperature > 0.0 && temperature.is_finite()) {
+            return Err(RnnError::Config(format!(
+                "temperature must be a finite number above 0, got {temperature}"
+            )));
+        }
+        if prime.is_empty() {
+            return Err(RnnError::ZeroSize {
+                what: "the prime's length".into(),
+            });
+        }
+        let inputs = Array2::from_shape_fn((prime.len(), 1), |(t, _)| prime[t]);
+        let (mut logits, mut state) = self.logits(inputs.view(), None)?;
+        for _ in 0..len {
+            let last = logits.index_axis(ndarray::Axis(0), logits.dim().0 - 1);
+            let next = draw(
+                last.row(0).as_slice().expect("contiguous"),
+                temperature,
+                rng,
+            );
+            emit(next);
+            (logits, state) = self.logits(Array2::from_elem((1, 1), next).view(), Some(&state))?;
+        }
+        Ok(())
+    }
+
     /// Mean cross-entropy of predicting `targets` (T, B) from `inputs` (T, B), and every gradient.
     pub fn loss_and_grads(
         &self,
@@ -243,4 +278,23 @@ impl HeadPass {
             ..Default::default()
         }
     }
+}
+
+/// A draw from softmax(logits / temperature), in f64 so that small weights still count.
+fn draw(logits: &[f32], temperature: f32, rng: &mut impl rand::Rng) -> usize {
+    use rand::RngExt;
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let weights: Vec<f64> = logits
+        .iter()
+        .map(|&l| (((l - max) / temperature) as f64).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut pick = rng.random_range(0.0..total);
+    for (i, w) in weights.iter().enumerate() {
+        if pick < *w {
+            return i;
+        }
+        pick -= w;
+    }
+    weights.len() - 1
 }

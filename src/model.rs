@@ -18,7 +18,6 @@ use crate::params::RnnParams;
 mod device;
 
 /// A recurrent stack with its parameters, as `torch.nn.RNN/LSTM/GRU`.
-#[derive(Debug)]
 pub struct Rnn<T = f32> {
     config: RnnConfig,
     /// The parameters; on the GPU backend the device holds a copy, refreshed after `params_mut`.
@@ -55,6 +54,27 @@ impl<T: Real> Clone for Rnn<T> {
             dropout_masks: Mutex::new(MaskStream::new(0)),
             host_stale: self.host_stale,
         }
+    }
+}
+
+impl<T: Real> std::fmt::Debug for Rnn<T> {
+    /// What the model is, as PyTorch's `repr` of a module, not every parameter value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slices = self.params.slices();
+        let values: usize = slices.iter().map(|s| s.len()).sum();
+        let backend = match &self.context {
+            Some(ctx) => format!("gpu ({})", ctx.info.name),
+            None => "cpu".to_string(),
+        };
+        f.debug_struct("Rnn")
+            .field("config", &self.config)
+            .field(
+                "parameters",
+                &format!("{values} values in {} tensors", slices.len()),
+            )
+            .field("backend", &backend)
+            .field("f16", &self.f16)
+            .finish()
     }
 }
 
@@ -171,7 +191,8 @@ impl<T: Real> Rnn<T> {
         }
     }
 
-    /// Moves the model to `backend`; the GPU backend opens the preferred adapter.
+    /// Moves the model to `backend`; the GPU backend runs on the process's shared device
+    /// (`GpuContext::shared`: the preferred adapter, opened once).
     pub fn with_backend(self, backend: Backend) -> Result<Self> {
         self.check_host_current()?;
         match backend {
@@ -181,7 +202,7 @@ impl<T: Real> Rnn<T> {
                 f16: false,
                 ..self
             }),
-            Backend::Gpu => self.with_gpu(GpuContext::new()?),
+            Backend::Gpu => self.with_gpu(GpuContext::shared()?),
         }
     }
 
@@ -260,6 +281,11 @@ impl<T: Real> Rnn<T> {
     /// Whether the GPU holds this model's weights and activations in f16 (see `with_f16`).
     pub fn is_f16(&self) -> bool {
         self.f16
+    }
+
+    /// The device of a GPU model (shared by every model moved there with `with_backend`).
+    pub fn gpu_context(&self) -> Option<&Arc<GpuContext>> {
+        self.context.as_ref()
     }
 
     pub fn backend(&self) -> Backend {
@@ -582,7 +608,13 @@ impl<T: Real> Rnn<T> {
                 got: self.api_dims(input.dim()),
             });
         }
-        check_finite("input", input.view())?;
+        // Checked in the caller's layout, so that the index reported is theirs.
+        let axes = if cfg.batch_first {
+            ["batch row", "step", "feature"]
+        } else {
+            ["step", "batch row", "feature"]
+        };
+        check_finite("input", self.view_as_given(input.view()), axes)?;
         Ok(input)
     }
 
@@ -735,7 +767,7 @@ impl<T: Real> Rnn<T> {
                 got: state.shape().to_vec(),
             });
         }
-        check_finite(name, state)?;
+        check_finite(name, state, ["layer and direction", "batch row", "unit"])?;
         Ok(CowArray::from(state))
     }
 
@@ -745,6 +777,15 @@ impl<T: Real> Rnn<T> {
             CowArray::from(x.permuted_axes([1, 0, 2]))
         } else {
             CowArray::from(x)
+        }
+    }
+
+    /// (T, B, F) -> the caller's layout, (B, T, F) when batch-first; a view, no copy.
+    fn view_as_given<'a>(&self, x: ArrayView3<'a, T>) -> ArrayView3<'a, T> {
+        if self.config.batch_first {
+            x.permuted_axes([1, 0, 2])
+        } else {
+            x
         }
     }
 
@@ -799,20 +840,24 @@ fn check_lengths(lengths: &[usize], seq_len: usize, batch: usize) -> Result<()> 
     }
 }
 
-/// NaN or infinity in an input poisons every output: refuse it with its position.
-fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>) -> Result<()> {
-    match x.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(RnnError::NonFinite {
-            tensor: name.to_string(),
-            index,
-            value: x
-                .iter()
-                .nth(index)
-                .and_then(|v| v.to_f64())
-                .unwrap_or(f64::NAN),
-        }),
-    }
+/// NaN or infinity in an input poisons every output: refuse it with its position, `axes`
+/// naming the three axes of `x` as the caller laid it out.
+fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>, axes: [&str; 3]) -> Result<()> {
+    let Some((index, value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) else {
+        return Ok(());
+    };
+    let index = [index.0, index.1, index.2];
+    let position: Vec<String> = axes
+        .iter()
+        .zip(index)
+        .map(|(axis, i)| format!("{axis} {i}"))
+        .collect();
+    Err(RnnError::NonFinite {
+        tensor: name.to_string(),
+        index: index.to_vec(),
+        position: position.join(", "),
+        value: value.to_f64().unwrap_or(f64::NAN),
+    })
 }
 
 /// A forward pass's input after its checks, seq-first.

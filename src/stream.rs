@@ -61,20 +61,24 @@ impl Stream<'_> {
                 got: x.shape().to_vec(),
             });
         }
-        let x3 = x.insert_axis(Axis(0));
         if let Some(gpu) = &self.gpu {
+            // The device model runs seq-first whatever the config's layout: (1, B, I).
             let start = (!self.started).then(|| (self.h.view(), self.c.as_ref().map(|c| c.view())));
             let resets = std::mem::take(&mut self.resets);
-            let y = gpu.stream_step(x3, start, &resets)?;
+            let y = gpu.stream_step(x.insert_axis(Axis(0)), start, &resets)?;
             self.started = true;
             return Ok(y);
         }
-        let out = self
-            .model
-            .forward(x3, Some(self.h.view()), self.c.as_ref().map(|c| c.view()))?;
+        // One step in the layout `forward` reads: (1, B, I), or (B, 1, I) with batch_first.
+        let step_axis = Axis(usize::from(self.model.config().batch_first));
+        let out = self.model.forward(
+            x.insert_axis(step_axis),
+            Some(self.h.view()),
+            self.c.as_ref().map(|c| c.view()),
+        )?;
         self.h = out.h_n;
         self.c = out.c_n;
-        Ok(out.output.index_axis_move(Axis(0), 0))
+        Ok(out.output.index_axis_move(step_axis, 0))
     }
 
     /// Restarts the listed streams from zero state; the others carry on.

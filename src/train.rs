@@ -81,8 +81,18 @@ pub struct StepReport {
     pub chars_per_sec: f64,
 }
 
+/// What the training loop tells its caller as it goes.
+pub enum TrainEvent<'a> {
+    /// After every optimizer step.
+    Step(&'a StepReport),
+    /// After each group of validation windows: `done` of `total` windows evaluated.
+    Validation { done: usize, total: usize },
+}
+
 pub struct TrainReport {
     pub lm: CharLm,
+    /// The step the run started from: 0, or the resumed checkpoint's.
+    pub start_step: usize,
     /// (step, training loss) of every step of this run.
     pub losses: Vec<(usize, f32)>,
     pub steps: usize,
@@ -96,7 +106,7 @@ pub fn train_char_lm(
     corpus: &CharCorpus,
     opts: &TrainOptions,
     resume: Option<Checkpoint>,
-    mut on_step: impl FnMut(&StepReport),
+    mut on_event: impl FnMut(TrainEvent<'_>),
 ) -> Result<TrainReport> {
     let (train_ids, val_ids) = corpus.split();
     let batches = match opts.batching {
@@ -180,12 +190,12 @@ pub fn train_char_lm(
         losses.push((step, result.loss));
         let elapsed = start.elapsed().as_secs_f64();
         let chars_per_sec = (step - first_step) as f64 * chars_per_step / elapsed.max(1e-9);
-        on_step(&StepReport {
+        on_event(TrainEvent::Step(&StepReport {
             step,
             loss: result.loss,
             elapsed,
             chars_per_sec,
-        });
+        }));
         if opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0 {
             save(&mut lm, &optimizer, step, &state)?;
         }
@@ -195,9 +205,12 @@ pub fn train_char_lm(
     lm.rnn.sync_params()?;
     let elapsed = start.elapsed().as_secs_f64();
     let chars_per_sec = (step - first_step) as f64 * chars_per_step / elapsed.max(1e-9);
-    let val_loss = validation_loss(&lm, val_ids, opts.seq, opts.batch)?;
+    let val_loss = validation_loss(&lm, val_ids, opts.seq, opts.batch, |done, total| {
+        on_event(TrainEvent::Validation { done, total })
+    })?;
     Ok(TrainReport {
         lm,
+        start_step: first_step,
         losses,
         steps: step,
         val_loss,
@@ -207,10 +220,18 @@ pub fn train_char_lm(
 }
 
 /// Mean cross-entropy per character (nats) over consecutive windows of `seq` characters, each
-/// from a zero state, evaluated `batch` windows at a time.
-pub fn validation_loss(lm: &CharLm, ids: &[usize], seq: usize, batch: usize) -> Result<f32> {
+/// from a zero state, evaluated `batch` windows at a time; `progress(done, total)` after each
+/// group of windows.
+pub fn validation_loss(
+    lm: &CharLm,
+    ids: &[usize],
+    seq: usize,
+    batch: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<f32> {
     let windows = validation_windows(ids, seq);
     let (mut total, mut count) = (0.0f64, 0usize);
+    let mut done = 0;
     for group in windows.chunks(batch.max(1)) {
         let inputs = Array2::from_shape_fn((seq, group.len()), |(t, b)| group[b][t]);
         let targets: Vec<usize> = (0..seq)
@@ -223,6 +244,8 @@ pub fn validation_loss(lm: &CharLm, ids: &[usize], seq: usize, batch: usize) -> 
         let (loss, _) = cross_entropy(flat.view(), &targets)?;
         total += loss as f64 * targets.len() as f64;
         count += targets.len();
+        done += group.len();
+        progress(done, windows.len());
     }
     Ok(if count == 0 {
         f32::NAN

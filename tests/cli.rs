@@ -344,3 +344,273 @@ fn run_forecasts_csv_rows_with_a_regression_checkpoint() {
     assert!(stderr.contains("no column 'w'"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A small training text in a fresh directory of its own.
+fn train_dir(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("text.txt");
+    std::fs::write(
+        &data,
+        "to be or not to be, that is the question. ".repeat(40),
+    )
+    .unwrap();
+    (dir, data.to_str().unwrap().to_string())
+}
+
+#[test]
+fn resume_takes_the_model_options_from_the_checkpoint() {
+    let (dir, data) = train_dir("resume");
+    let out_dir = dir.to_str().unwrap();
+    let base = [
+        "train",
+        "--data",
+        &data,
+        "--backend",
+        "cpu",
+        "--out",
+        out_dir,
+    ];
+    let first = [
+        "--cell", "gru", "--hidden", "12", "--layers", "2", "--seq", "8", "--batch", "4", "--clip",
+        "0.5", "--steps", "3",
+    ];
+    let out = rnn_wgpu(&[&base[..], &first[..]].concat());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("an untrained model's loss is near ln("),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n3 steps in "), "{stdout}");
+
+    // Rerunning without --resume would replace the checkpoint: refused, naming the choices.
+    let out = rnn_wgpu(&[&base[..], &["--steps", "5"][..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "a checkpoint of an earlier run is here: --resume continues it, --overwrite starts over"
+        ),
+        "{stderr}"
+    );
+
+    // No model flag repeated: GRU H=12 L=2, seq 8, batch 4, clip 0.5 come from the checkpoint.
+    let out = rnn_wgpu(&[&base[..], &["--resume", "--steps", "5"][..]].concat());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("training a gru char model (H=12, L=2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("resuming from "), "{stdout}");
+    assert!(!stdout.contains("untrained"), "{stdout}");
+    assert!(
+        stdout.contains("\n2 steps in ") && stdout.contains("steps 4 to 5 of the model"),
+        "{stdout}"
+    );
+
+    // A flag given on resume must match the checkpoint.
+    let out = rnn_wgpu(
+        &[
+            &base[..],
+            &["--resume", "--steps", "6", "--hidden", "16"][..],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("the checkpoint holds GRU H=12 L=2, this run asks for GRU H=16 L=2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = rnn_wgpu(&[&base[..], &["--resume", "--steps", "6", "--clip", "1"][..]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("trained with clip=0.5, this run asks for clip=1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Already at --steps: says so instead of a NaN loss.
+    let out = rnn_wgpu(&[&base[..], &["--resume", "--steps", "5"][..]].concat());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("no step in this run (the checkpoint is at step 5)")
+            && !stdout.contains("NaN"),
+        "{stdout}"
+    );
+
+    // --overwrite starts over.
+    let out = rnn_wgpu(
+        &[
+            &base[..],
+            &[
+                "--overwrite",
+                "--steps",
+                "2",
+                "--hidden",
+                "8",
+                "--seq",
+                "8",
+                "--batch",
+                "4",
+            ][..],
+        ]
+        .concat(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("lstm char model (H=8, L=2") && stdout.contains("\n2 steps in "),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn option_errors_name_the_option_and_the_rule() {
+    for (flag, value, rule) in [
+        ("--seq", "0", "must be at least 1"),
+        ("--batch", "0", "must be at least 1"),
+        ("--steps", "0", "must be at least 1"),
+        ("--hidden", "0", "must be at least 1"),
+        ("--lr", "-1", "must be a finite number above 0"),
+        ("--lr", "NaN", "must be a finite number above 0"),
+        ("--clip", "0", "must be a finite number above 0"),
+        (
+            "--seconds",
+            "NaN",
+            "must be a finite number of seconds above 0",
+        ),
+        ("--dropout", "1", "must be a probability in [0, 1)"),
+    ] {
+        let out = rnn_wgpu(&["train", "--backend", "cpu", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let stderr = text(&out.stderr);
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with(&format!("error: invalid value '{value}' for '{flag} <"))
+                && first.ends_with(&format!(": {rule}")),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn dropout_on_one_layer_is_warned_of_as_pytorch_does() {
+    let (dir, data) = train_dir("dropout-warning");
+    let out = rnn_wgpu(&[
+        "train",
+        "--data",
+        &data,
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--seq",
+        "8",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--dropout",
+        "0.3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "warning: dropout adds dropout after all but the last recurrent layer, so dropout=0.3 does nothing with num_layers=1"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sample_and_run_without_a_checkpoint_say_where_one_comes_from() {
+    for command in [&["sample"][..], &["run", "--input", "README.md"][..]] {
+        let out = rnn_wgpu(
+            &[
+                command,
+                &["--checkpoint", "no/such/checkpoint.safetensors"][..],
+            ]
+            .concat(),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            text(&out.stderr),
+            "error: no/such/checkpoint.safetensors: no checkpoint here: train one first (rnn-wgpu train), or name one with --checkpoint\n"
+        );
+    }
+}
+
+#[test]
+fn run_skips_characters_outside_the_vocabulary_and_counts_them() {
+    let (dir, data) = train_dir("run-unseen");
+    let out = rnn_wgpu(&[
+        "train",
+        "--data",
+        &data,
+        "--backend",
+        "cpu",
+        "--out",
+        dir.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--seq",
+        "8",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let input = dir.join("input.txt");
+    // Q and ! are not in the training text; "to be" is 5 known characters, then 4 more.
+    std::fs::write(&input, "to beQ!Q not").unwrap();
+    let checkpoint = dir.join("checkpoint.safetensors");
+    let out = rnn_wgpu(&[
+        "run",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "warning: skipped 3 characters that are not in the model's vocabulary: '!' x1, 'Q' x2\n"
+    );
+    // 9 characters read, so 8 next-character predictions scored.
+    assert!(stdout.contains(" over 8 predictions"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn parity_on_gpu_without_an_adapter_says_so_once() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
+        .args(["parity", "--backend", "gpu"])
+        .args(LAYER_CASES)
+        .env("RNN_WGPU_ADAPTER", "no-such-adapter-anywhere")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "error: no case ran: GPU: no adapter's name contains 'no-such-adapter-anywhere' (RNN_WGPU_ADAPTER)\n"
+    );
+}

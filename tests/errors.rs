@@ -93,10 +93,22 @@ fn nan_in_input_or_state_is_refused_with_its_position() {
     x[[1, 2, 3]] = f32::NAN;
     let err = lstm().forward(x.view(), None, None).unwrap_err();
     assert!(
-        matches!(err, RnnError::NonFinite { index: 23, .. }),
+        matches!(&err, RnnError::NonFinite { index, .. } if index == &[1, 2, 3]),
         "{err:?}"
     );
-    assert!(err.to_string().starts_with("input has a non-finite value"));
+    assert_eq!(
+        err.to_string(),
+        "input has a non-finite value (NaN) at [1, 2, 3] (step 1, batch row 2, feature 3)"
+    );
+    // A batch_first model names the caller's (B, T, I) index.
+    let mut x = Array3::<f32>::zeros((3, 5, 4));
+    x[[2, 1, 0]] = f32::NEG_INFINITY;
+    let model = Rnn::<f32>::new(RnnConfig::new(Mode::Gru, 4, 6).batch_first(true), 0).unwrap();
+    let err = model.forward(x.view(), None, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input has a non-finite value (-inf) at [2, 1, 0] (batch row 2, step 1, feature 0)"
+    );
     let x = Array3::<f32>::zeros((5, 3, 4));
     let mut h0 = Array3::<f32>::zeros((2, 3, 6));
     h0[[0, 0, 0]] = f32::INFINITY;
@@ -194,4 +206,17 @@ fn a_case_missing_a_parameter_names_it() {
         "missing tensor 'weight_ih_l0' (expected (5, 3))"
     );
     std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn debug_of_a_model_describes_it_without_its_values() {
+    let model = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 65, 256).layers(2), 0).unwrap();
+    let text = format!("{model:?}");
+    assert!(text.len() < 400, "{} bytes: {text}", text.len());
+    // 4 tensors per layer; 4H x (I + H + 2) and 4H x (H + H + 2) values.
+    assert!(
+        text.contains("parameters: \"857088 values in 8 tensors\""),
+        "{text}"
+    );
+    assert!(text.contains("backend: \"cpu\""), "{text}");
 }

@@ -324,3 +324,78 @@ fn a_model_beyond_the_device_limits_is_an_error_naming_the_limit() {
         "{err}"
     );
 }
+
+/// Opens the test binary's GPU context: the child the two tests below run alone.
+#[test]
+fn opens_the_gpu_context() {
+    if let Some(ctx) = common::gpu() {
+        assert!(!ctx.info.name.is_empty());
+    }
+}
+
+/// This test binary again, running only `opens_the_gpu_context`, with `env` changed.
+fn run_child(env: &[(&str, Option<&str>)]) -> std::process::Output {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child.args(["--exact", "opens_the_gpu_context", "--test-threads", "1"]);
+    for (key, value) in env {
+        match value {
+            Some(value) => child.env(key, value),
+            None => child.env_remove(key),
+        };
+    }
+    child.output().expect("the test binary runs")
+}
+
+#[test]
+fn a_missing_adapter_is_reported_as_skipped_unless_required() {
+    let no_adapter = ("RNN_WGPU_ADAPTER", Some("no-such-adapter-anywhere"));
+    let out = run_child(&[no_adapter, ("RNN_WGPU_REQUIRE_GPU", None)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "skipped: no GPU adapter: opens_the_gpu_context (GPU: no adapter's name contains"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gpu: 1 GPU test skipped: no GPU adapter"),
+        "{stderr}"
+    );
+
+    let out = run_child(&[no_adapter, ("RNN_WGPU_REQUIRE_GPU", Some("1"))]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("RNN_WGPU_REQUIRE_GPU=1 but no GPU"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_library_keeps_mesa_window_system_noise_out_of_stderr() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = run_child(&[("XDG_RUNTIME_DIR", None)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}
+
+#[test]
+fn models_moved_to_the_gpu_share_one_device() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let config = RnnConfig::new(Mode::Gru, 3, 4);
+    let a = Rnn::<f32>::new(config.clone(), 0).unwrap();
+    let b = Rnn::<f32>::new(config, 1).unwrap();
+    let a = a.with_backend(Backend::Gpu).unwrap();
+    let b = b.with_backend(Backend::Gpu).unwrap();
+    let back = a.clone().with_backend(Backend::Cpu).unwrap();
+    let again = back.with_backend(Backend::Gpu).unwrap();
+    let (a, b, again) = (a.gpu_context(), b.gpu_context(), again.gpu_context());
+    assert!(std::sync::Arc::ptr_eq(a.unwrap(), b.unwrap()));
+    assert!(std::sync::Arc::ptr_eq(a.unwrap(), again.unwrap()));
+}

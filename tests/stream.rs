@@ -67,6 +67,41 @@ fn check(backend: Backend) {
     }
 }
 
+/// A batch_first model streams (B, I) steps too, equal to its (B, T, I) forward.
+fn check_batch_first(backend: Backend) {
+    for (i, mode) in Mode::ALL.into_iter().enumerate() {
+        let mut rng = StdRng::seed_from_u64(10 + i as u64);
+        let (batch, seq) = (3, 5);
+        let x = Array3::from_shape_simple_fn((batch, seq, 4), || rng.random_range(-1.0f32..1.0));
+        let config = RnnConfig::new(mode, 4, 20).layers(2).batch_first(true);
+        let cpu = Rnn::<f32>::new(config, i as u64).unwrap();
+        let full = cpu.forward(x.view(), None, None).unwrap();
+        let model = cpu.with_backend(backend).unwrap();
+        let mut stream = model.stream(batch).unwrap();
+        for t in 0..seq {
+            let y = stream.step(x.index_axis(Axis(1), t)).unwrap();
+            close(
+                &format!("batch_first {mode} {backend} step {t}"),
+                &y,
+                &full.output.index_axis(Axis(1), t).to_owned(),
+            );
+        }
+    }
+}
+
+#[test]
+fn cpu_stream_of_a_batch_first_model_equals_its_forward() {
+    check_batch_first(Backend::Cpu);
+}
+
+#[test]
+fn gpu_stream_of_a_batch_first_model_equals_its_forward() {
+    if common::gpu().is_none() {
+        return;
+    }
+    check_batch_first(Backend::Gpu);
+}
+
 #[test]
 fn cpu_stream_equals_the_full_forward() {
     check(Backend::Cpu);

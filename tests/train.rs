@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rnn_wgpu::checkpoint::{Checkpoint, LmSpec};
 use rnn_wgpu::data::CharCorpus;
-use rnn_wgpu::train::{Batching, TrainOptions, train_char_lm};
+use rnn_wgpu::train::{Batching, TrainEvent, TrainOptions, train_char_lm};
 use rnn_wgpu::{Backend, Mode};
 
 /// A text with an obvious pattern, long enough for a 90/10 split and a few batches.
@@ -99,8 +99,10 @@ fn resumed_equals_uninterrupted(batching: Batching, backend: Backend) {
     // A run killed during step 7: what it leaves is the periodic checkpoint of step 5, copied
     // aside while step 6 ran (the run's own final checkpoint is not used).
     let killed = temp(&format!("killed-{name}"));
-    train_char_lm(&corpus, &options(7, Some(split.clone())), None, |step| {
-        if step.step == 6 {
+    train_char_lm(&corpus, &options(7, Some(split.clone())), None, |event| {
+        if let TrainEvent::Step(step) = event
+            && step.step == 6
+        {
             std::fs::copy(&split, &killed).unwrap();
         }
     })

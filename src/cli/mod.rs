@@ -2,6 +2,7 @@
 
 mod bench;
 mod info;
+mod options;
 mod parity;
 mod run;
 mod sample;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use rnn_wgpu::gpu::GpuContext;
 use rnn_wgpu::parity::run_case;
 use rnn_wgpu::{Result, RnnError};
 
@@ -22,8 +23,19 @@ pub struct ParityArgs {
     out: Option<PathBuf>,
 }
 
+/// The exit status of `--backend gpu` without an adapter: no case ran, which is not a failure
+/// of any case (1) nor of an input (2).
+const NO_GPU_ADAPTER: u8 = 3;
+
 /// Prints one line per tensor and a summary; exits 1 when any tensor is out of tolerance.
 pub fn run(args: ParityArgs) -> Result<ExitCode> {
+    if let BackendArg::Gpu = args.backend
+        && let Err(e) = GpuContext::shared()
+    {
+        // Said once, instead of a FAIL per case that would read as wrong results.
+        eprintln!("error: no case ran: {e}");
+        return Ok(ExitCode::from(NO_GPU_ADAPTER));
+    }
     let mut failed_cases = 0;
     for case in &args.cases {
         let report = match run_case(case, args.backend.into()) {

@@ -35,6 +35,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    super::sample::require_checkpoint(&args.checkpoint)?;
     let file = TensorFile::read(&args.checkpoint)?;
     if file.meta("format")? == regression::FORMAT {
         return run_regression(Regressor::from_file(&file)?, &args);
@@ -51,7 +52,21 @@ fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
         vocab: ck.spec.vocab.clone(),
         ids: Vec::new(),
     };
-    let ids = corpus.encode(&text)?;
+    let (ids, skipped) = corpus.encode_known(&text);
+    if !skipped.is_empty() {
+        let count: usize = skipped.values().sum();
+        let listed: Vec<String> = skipped.iter().map(|(c, n)| format!("{c:?} x{n}")).collect();
+        eprintln!(
+            "warning: skipped {count} characters that are not in the model's vocabulary: {}",
+            listed.join(", ")
+        );
+    }
+    if ids.is_empty() {
+        return Err(RnnError::File {
+            path: args.input.clone(),
+            message: "no character of this text is in the model's vocabulary".into(),
+        });
+    }
     let rnn = ck.lm.rnn.with_backend(args.backend.into())?;
     let mut stream = rnn.stream(1)?;
     let mut out = std::io::stdout().lock();

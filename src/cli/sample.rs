@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ndarray::Array2;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 
 use rnn_wgpu::checkpoint::Checkpoint;
 use rnn_wgpu::data::CharCorpus;
@@ -24,20 +23,14 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 500)]
     len: usize,
     /// Softmax temperature: below 1 sharper, above 1 flatter
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true, value_parser = super::options::positive_f32)]
     temperature: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 pub fn run(args: SampleArgs) -> Result<ExitCode> {
-    if !(args.temperature > 0.0 && args.temperature.is_finite()) {
-        return Err(RnnError::Config(format!(
-            "--temperature must be positive, got {}",
-            args.temperature
-        )));
-    }
-    let ck = Checkpoint::load(&args.checkpoint)?;
+    let ck = load_checkpoint(&args.checkpoint)?;
     let corpus = CharCorpus {
         vocab: ck.spec.vocab.clone(),
         ids: Vec::new(),
@@ -51,39 +44,29 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", args.prime);
-    // Prime the state with the whole prompt, then feed one character at a time.
-    let inputs = Array2::from_shape_fn((prime.len(), 1), |(t, _)| prime[t]);
-    let (logits, mut state) = ck.lm.logits(inputs.view(), None)?;
-    let mut last = logits
-        .index_axis(ndarray::Axis(0), prime.len() - 1)
-        .row(0)
-        .to_vec();
-    for _ in 0..args.len {
-        let next = sample(&last, args.temperature, &mut rng);
-        let _ = write!(out, "{}", corpus.vocab[next]);
-        let input = Array2::from_elem((1, 1), next);
-        let (logits, new_state) = ck.lm.logits(input.view(), Some(&state))?;
-        state = new_state;
-        last = logits.index_axis(ndarray::Axis(0), 0).row(0).to_vec();
-    }
+    ck.lm
+        .sample(&prime, args.len, args.temperature, &mut rng, |next| {
+            let _ = write!(out, "{}", corpus.vocab[next]);
+        })?;
     let _ = writeln!(out);
     Ok(ExitCode::SUCCESS)
 }
 
-/// A draw from softmax(logits / temperature).
-fn sample(logits: &[f32], temperature: f32, rng: &mut StdRng) -> usize {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let weights: Vec<f64> = logits
-        .iter()
-        .map(|&l| (((l - max) / temperature) as f64).exp())
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut pick = rng.random_range(0.0..total);
-    for (i, w) in weights.iter().enumerate() {
-        if pick < *w {
-            return i;
-        }
-        pick -= w;
+/// The checkpoint at `path`, refused with a hint when there is none.
+pub fn load_checkpoint(path: &std::path::Path) -> Result<Checkpoint> {
+    require_checkpoint(path)?;
+    Checkpoint::load(path)
+}
+
+/// A missing checkpoint gets where one comes from, not only "no such file".
+pub fn require_checkpoint(path: &std::path::Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
     }
-    weights.len() - 1
+    Err(RnnError::File {
+        path: path.to_path_buf(),
+        message:
+            "no checkpoint here: train one first (rnn-wgpu train), or name one with --checkpoint"
+                .into(),
+    })
 }

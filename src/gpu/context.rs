@@ -30,7 +30,31 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
+/// Mesa's device-selection layer asks the Wayland library for a display at every Vulkan
+/// instance, which prints "XDG_RUNTIME_DIR is invalid or not set" when the session has none;
+/// compute needs no display. Gives the process a private directory, once, if it has none. The
+/// library does this before its first instance; a program that can should call it first thing
+/// in `main`, before any other thread exists (as `rnn-wgpu` does).
+pub fn quiet_window_system() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            use std::os::unix::fs::DirBuilderExt;
+            let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+            let dir = std::env::temp_dir().join(format!("rnn-wgpu-runtime-{user}"));
+            if dir.is_dir() || std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
+                // SAFETY: once per process, before this library's first Vulkan instance. The
+                // one hazard left is another thread reading the environment at this instant,
+                // which is why `main` should call this before it starts threads.
+                unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+            }
+        }
+    });
+}
+
 fn instance() -> wgpu::Instance {
+    quiet_window_system();
     // WGPU_BACKEND (e.g. "vulkan", "metal", "dx12") narrows the backends, as in every wgpu program.
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env())
 }
@@ -56,7 +80,21 @@ fn preference(info: &wgpu::AdapterInfo) -> u8 {
 }
 
 impl GpuContext {
-    /// The preferred adapter, or the one `RNN_WGPU_ADAPTER` names.
+    /// The process's one device (what `Rnn::with_backend(Backend::Gpu)` uses): opened by the
+    /// first call, as `new` does, and the same context for every call after it, as PyTorch keeps
+    /// one CUDA context per device. A failure is not kept: the next call tries again.
+    pub fn shared() -> Result<Arc<Self>> {
+        static SHARED: Mutex<Option<Arc<GpuContext>>> = Mutex::new(None);
+        let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ctx) = slot.as_ref() {
+            return Ok(ctx.clone());
+        }
+        let ctx = GpuContext::new()?;
+        *slot = Some(ctx.clone());
+        Ok(ctx)
+    }
+
+    /// A new device on the preferred adapter, or on the one `RNN_WGPU_ADAPTER` names.
     pub fn new() -> Result<Arc<Self>> {
         let instance = instance();
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));

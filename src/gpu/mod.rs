@@ -10,7 +10,7 @@ mod params;
 mod plan;
 mod stream;
 
-pub use context::{ADAPTER_ENV, GpuContext, list_adapters};
+pub use context::{ADAPTER_ENV, GpuContext, list_adapters, quiet_window_system};
 pub use kernels::Kernel;
 pub use model::{GpuModel, GpuStats, GpuTape, RunInputs, Upstream};
 pub use plan::{DispatchCount, FORWARD_ENV, ForwardVariant, MAX_PERSISTENT_HIDDEN};
