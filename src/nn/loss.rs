@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::cpu::exp_in_place;
 use crate::error::{Result, RnnError, shape_string};
 
-/// Mean over rows of -log softmax(logits)[target], as `torch.nn.functional.cross_entropy`.
+/// Mean over rows of -log softmax(logits)`[target]`, as `torch.nn.functional.cross_entropy`.
 /// logits (N, V), targets (N); returns the loss and dL/dlogits (N, V).
 pub fn cross_entropy(logits: ArrayView2<'_, f32>, targets: &[usize]) -> Result<(f32, Array2<f32>)> {
     let (n, vocab) = logits.dim();

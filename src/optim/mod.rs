@@ -11,7 +11,7 @@ pub use sgd::Sgd;
 
 /// One optimizer step over every parameter with its gradient.
 pub trait Optimizer {
-    /// params[i] is updated from grads[i]; the lists keep their order from step to step.
+    /// `params[i]` is updated from `grads[i]`; the lists keep their order from step to step.
     fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]);
 
     /// The learning rate, for schedules.
