@@ -17,6 +17,56 @@ use crate::tensor_file::{TensorFile, write_f32};
 
 pub const FORMAT: &str = "rnn-wgpu-checkpoint/1";
 
+/// The largest step count a checkpoint may hold: far past any run, far from overflowing the
+/// counters (Adam's bias correction raises beta to it).
+pub const MAX_STEP: usize = 1 << 40;
+
+fn file_error(path: &Path, message: String) -> RnnError {
+    RnnError::File {
+        path: path.into(),
+        message,
+    }
+}
+
+/// The carried state: h and, for LSTM, c, each (L, B, H) with the spec's L and H and finite.
+fn read_state(file: &TensorFile, spec: &LmSpec) -> Result<Option<LmState>> {
+    let state3 = |name: &str, batch: Option<usize>| -> Result<Array3<f32>> {
+        let t = file.f32(name)?;
+        let batch_dim = batch.or_else(|| t.shape().get(1).copied()).unwrap_or(0);
+        let want = [spec.layers, batch_dim.max(1), spec.hidden];
+        if t.shape() != want {
+            return Err(RnnError::Shape {
+                tensor: name.into(),
+                expected: format!("({}, B, {})", spec.layers, spec.hidden),
+                got: t.shape().to_vec(),
+            });
+        }
+        crate::params::check_finite_tensor(name, &t)?;
+        Ok(t.into_dimensionality().expect("checked 3-d"))
+    };
+    if !file.contains("state.h") {
+        return Ok(None);
+    }
+    let h = state3("state.h", None)?;
+    let c = match (spec.mode.has_cell_state(), file.contains("state.c")) {
+        (true, true) => Some(state3("state.c", Some(h.dim().1))?),
+        (false, false) => None,
+        (true, false) => {
+            return Err(file_error(
+                file.path(),
+                "an LSTM state.h without its state.c".into(),
+            ));
+        }
+        (false, true) => {
+            return Err(file_error(
+                file.path(),
+                format!("state.c in a {} checkpoint (only LSTM has one)", spec.mode),
+            ));
+        }
+    };
+    Ok(Some(LmState { h, c }))
+}
+
 /// What identifies a model: a checkpoint for another one is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LmSpec {
@@ -117,48 +167,50 @@ impl Checkpoint {
             hidden: file.meta_parsed("hidden_size")?,
             layers: file.meta_parsed("num_layers")?,
         };
+        crate::data::check_vocab(&spec.vocab).map_err(|message| RnnError::File {
+            path: path.into(),
+            message,
+        })?;
         let lm = CharLm::from_lookup(spec.rnn_config(), |name| {
             file.contains(name).then(|| file.f32(name)).transpose()
         })?;
-        let mut adam = Adam::new(file.meta_parsed("lr")?);
+        let lr: f32 = file.meta_parsed("lr")?;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(file_error(
+                path,
+                format!("lr {lr} is not a finite number above 0"),
+            ));
+        }
+        let mut adam = Adam::new(lr);
         adam.step = file.meta_parsed("adam_step")?;
-        if adam.step > 0 {
-            for (name, _) in lm.named() {
-                adam.m.push(
-                    file.f32(&format!("optim.exp_avg.{name}"))?
-                        .iter()
-                        .copied()
-                        .collect(),
-                );
-                adam.v.push(
-                    file.f32(&format!("optim.exp_avg_sq.{name}"))?
-                        .iter()
-                        .copied()
-                        .collect(),
-                );
+        let step: usize = file.meta_parsed("step")?;
+        for (key, value) in [("step", step), ("adam_step", adam.step as usize)] {
+            if value > MAX_STEP {
+                return Err(file_error(
+                    path,
+                    format!("{key} {value} is past any run's (at most {MAX_STEP})"),
+                ));
             }
         }
-        let state3 = |name: &str| -> Result<Option<Array3<f32>>> {
-            file.contains(name)
-                .then(|| {
-                    let t = file.f32(name)?;
-                    let got = t.shape().to_vec();
-                    t.into_dimensionality().map_err(|_| RnnError::Shape {
-                        tensor: name.into(),
-                        expected: "(L, B, H)".into(),
-                        got,
-                    })
-                })
-                .transpose()
-        };
-        let state = state3("state.h")?
-            .map(|h| {
-                Ok::<_, RnnError>(LmState {
-                    h,
-                    c: state3("state.c")?,
-                })
-            })
-            .transpose()?;
+        if adam.step > 0 {
+            for (name, param) in lm.named() {
+                for (moment, into) in [("exp_avg", &mut adam.m), ("exp_avg_sq", &mut adam.v)] {
+                    let key = format!("optim.{moment}.{name}");
+                    let t = file.f32(&key)?;
+                    // Every element of the parameter has its moment, on either backend.
+                    if t.len() != param.len() {
+                        return Err(RnnError::Shape {
+                            tensor: key,
+                            expected: format!("({}), one per element of {name}", param.len()),
+                            got: t.shape().to_vec(),
+                        });
+                    }
+                    crate::params::check_finite_tensor(&key, &t)?;
+                    into.push(t.iter().copied().collect());
+                }
+            }
+        }
+        let state = self::read_state(file, &spec)?;
         let reserved = [
             "format",
             "mode",
@@ -179,7 +231,7 @@ impl Checkpoint {
             spec,
             lm,
             adam,
-            step: file.meta_parsed("step")?,
+            step,
             state,
             options,
         })

@@ -98,7 +98,43 @@ impl RnnConfig {
                 self.dropout
             )));
         }
-        Ok(())
+        // Before anything is sized from the config: a count that overflows or parameters larger
+        // than the memory are refused here, not met as an abort in the allocator.
+        let count = self
+            .checked_param_count()
+            .ok_or_else(|| RnnError::TooLarge {
+                what: format!("{self}"),
+                needed: "more parameters than a usize counts".into(),
+                limit: "the address space".into(),
+            })?;
+        crate::limits::check_host_bytes(&format!("the parameters of {self}"), count, 4)
+    }
+
+    /// The number of scalar parameters, `None` when it overflows a `usize`; computed from the
+    /// sizes alone (no list of tensors), so any config can ask it.
+    pub fn checked_param_count(&self) -> Option<usize> {
+        let (d, h) = (self.directions(), self.hidden_size);
+        let gh = self.mode.gate_count().checked_mul(h)?;
+        let biases = if self.bias { 2 } else { 0 };
+        // One cell's parameters: G*H x (input + H) weights and 2 G*H biases.
+        let cell = |input: usize| gh.checked_mul(input.checked_add(h)?.checked_add(biases)?);
+        let first = cell(self.input_size)?.checked_mul(d)?;
+        let above = cell(d.checked_mul(h)?)?
+            .checked_mul(d)?
+            .checked_mul(self.num_layers - 1)?;
+        first.checked_add(above)
+    }
+
+    /// The bytes of host memory a training forward over (T, B) keeps (gate pre-activations,
+    /// states and outputs of every layer), checked before the forward allocates them.
+    pub fn check_activation_size(&self, seq: usize, batch: usize) -> Result<()> {
+        let (d, h) = (self.directions(), self.hidden_size);
+        let what = format!("a forward over T={seq}, B={batch} of {self}");
+        // Per step, batch row, layer and direction: G*H gates, h and c, and the output.
+        let per_cell = self.mode.gate_count() * h + 3 * h;
+        let values =
+            crate::limits::checked_product(&what, &[seq, batch, self.num_layers, d, per_cell])?;
+        crate::limits::check_host_bytes(&what, values, 4)
     }
 
     /// D: 2 if bidirectional, else 1.
@@ -156,12 +192,9 @@ impl RnnConfig {
         specs
     }
 
-    /// Total number of scalar parameters.
+    /// Total number of scalar parameters (of a config that `validate` accepted).
     pub fn param_count(&self) -> usize {
-        self.param_specs()
-            .iter()
-            .map(|s| s.shape.iter().product::<usize>())
-            .sum()
+        self.checked_param_count().unwrap_or(usize::MAX)
     }
 }
 
@@ -174,4 +207,19 @@ pub struct ParamSpec {
     pub direction: usize,
     pub kind: ParamKind,
     pub shape: Vec<usize>,
+}
+
+impl std::fmt::Display for RnnConfig {
+    /// `LSTM I=65 H=256 L=2`, and `bidirectional` when it is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} I={} H={} L={}",
+            self.mode, self.input_size, self.hidden_size, self.num_layers
+        )?;
+        if self.bidirectional {
+            f.write_str(" bidirectional")?;
+        }
+        Ok(())
+    }
 }

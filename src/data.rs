@@ -203,6 +203,23 @@ pub fn validation_windows(ids: &[usize], seq: usize) -> Vec<&[usize]> {
     ids.windows(seq + 1).step_by(seq).collect()
 }
 
+/// A vocabulary maps id i to its i-th character by binary search: it must be sorted, without
+/// repeats, or ids decode to the wrong characters.
+pub fn check_vocab(vocab: &[char]) -> std::result::Result<(), String> {
+    if vocab.is_empty() {
+        return Err("the vocabulary is empty".into());
+    }
+    match vocab.windows(2).position(|w| w[0] >= w[1]) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "the vocabulary is not sorted and unique: {:?} comes before {:?} at {}",
+            vocab[i],
+            vocab[i + 1],
+            i + 1
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,14 @@ pub enum RnnError {
     /// No adapter, a failed device request, or a validation error caught in an error scope.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// A size asked for (by a config, an option or a file) that this machine cannot hold:
+    /// refused before anything is allocated.
+    #[error("{what} needs {needed}, more than {limit}")]
+    TooLarge {
+        what: String,
+        needed: String,
+        limit: String,
+    },
     /// A buffer, binding or grid the model needs is larger than the device allows.
     #[error("GPU limit {limit}: {what} needs {needed}, the device allows {allowed}")]
     DeviceLimit {

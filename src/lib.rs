@@ -28,6 +28,7 @@ pub mod dropout;
 pub mod error;
 pub mod gpu;
 pub mod interop;
+pub mod limits;
 pub mod lm;
 pub mod lm_optimizer;
 pub mod model;

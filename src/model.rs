@@ -154,22 +154,30 @@ impl<T: Real> Rnn<T> {
     /// A model with given parameters; every shape is checked against the config.
     pub fn from_params(config: RnnConfig, params: RnnParams<T>) -> Result<Self> {
         config.validate()?;
-        let want = RnnParams::<T>::zeros(&config);
-        let (got_named, want_named) = (params.named(&config), want.named(&config));
-        if params.cells.len() != want.cells.len() || got_named.len() != want_named.len() {
+        // The shapes the config asks for, from its specs: nothing allocated to compare with.
+        let specs = config.param_specs();
+        let want_cells = config.num_layers * config.directions();
+        let has_biases = |c: &crate::params::CellParams<T>| {
+            c.bias_ih.is_some() == config.bias && c.bias_hh.is_some() == config.bias
+        };
+        if params.cells.len() != want_cells || !params.cells.iter().all(has_biases) {
+            let tensors: usize = params
+                .cells
+                .iter()
+                .map(|c| 2 + usize::from(c.bias_ih.is_some()) + usize::from(c.bias_hh.is_some()))
+                .sum();
             return Err(RnnError::Config(format!(
-                "parameters hold {} tensors in {} cells, the config needs {} in {}",
-                got_named.len(),
+                "parameters hold {tensors} tensors in {} cells, the config needs {} in {want_cells}",
                 params.cells.len(),
-                want_named.len(),
-                want.cells.len()
+                specs.len(),
             )));
         }
-        for ((name, got), (_, want)) in got_named.iter().zip(&want_named) {
-            if got.shape() != want.shape() {
+        let got_named = params.named(&config);
+        for ((name, got), spec) in got_named.iter().zip(&specs) {
+            if got.shape() != spec.shape.as_slice() {
                 return Err(RnnError::Shape {
                     tensor: name.clone(),
-                    expected: shape_string(want.shape()),
+                    expected: shape_string(&spec.shape),
                     got: got.shape().to_vec(),
                 });
             }
@@ -596,6 +604,7 @@ impl<T: Real> Rnn<T> {
         let input = self.to_seq_first(input);
         let (seq_len, batch, features) = input.dim();
         check_nonempty(seq_len, batch)?;
+        cfg.check_activation_size(seq_len, batch)?;
         if features != cfg.input_size {
             let expected = if cfg.batch_first {
                 "(B, T, {I})"
@@ -629,6 +638,8 @@ impl<T: Real> Rnn<T> {
             tokens
         };
         check_nonempty(tokens.nrows(), tokens.ncols())?;
+        self.config
+            .check_activation_size(tokens.nrows(), tokens.ncols())?;
         crate::tokens::check_tokens("tokens", tokens, self.config.input_size)?;
         Ok(tokens)
     }

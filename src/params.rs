@@ -93,13 +93,15 @@ impl<T: Real> RnnParams<T> {
     }
 
     /// Builds the parameters from PyTorch-named tensors, checking that every expected name is there
-    /// with its shape. Names `lookup` does not know are the caller's business (a file may hold more).
+    /// with its shape and finite values. Names `lookup` does not know are the caller's business
+    /// (a file may hold more). Nothing is allocated beyond the tensors `lookup` returns.
     pub fn from_lookup(
         config: &RnnConfig,
         mut lookup: impl FnMut(&str) -> Result<Option<ArrayD<T>>>,
     ) -> Result<Self> {
         config.validate()?;
-        let mut params = Self::zeros(config);
+        let mut cells = Vec::new();
+        let mut cell: [Option<ArrayD<T>>; 4] = Default::default();
         for spec in config.param_specs() {
             let tensor = lookup(&spec.name)?.ok_or_else(|| RnnError::MissingTensor {
                 name: spec.name.clone(),
@@ -112,16 +114,25 @@ impl<T: Real> RnnParams<T> {
                     got: tensor.shape().to_vec(),
                 });
             }
-            let d = config.directions();
-            let cell = &mut params.cells[spec.layer * d + spec.direction];
-            match spec.kind {
-                ParamKind::WeightIh => cell.weight_ih = into_2d(tensor),
-                ParamKind::WeightHh => cell.weight_hh = into_2d(tensor),
-                ParamKind::BiasIh => cell.bias_ih = Some(into_1d(tensor)),
-                ParamKind::BiasHh => cell.bias_hh = Some(into_1d(tensor)),
+            check_finite_tensor(&spec.name, &tensor)?;
+            cell[spec.kind as usize] = Some(tensor);
+            // The specs list each cell's tensors together, its last one last.
+            let last = if config.bias {
+                ParamKind::BiasHh
+            } else {
+                ParamKind::WeightHh
+            };
+            if spec.kind == last {
+                let [w_ih, w_hh, b_ih, b_hh] = std::mem::take(&mut cell);
+                cells.push(CellParams {
+                    weight_ih: into_2d(w_ih.expect("listed first")),
+                    weight_hh: into_2d(w_hh.expect("listed second")),
+                    bias_ih: b_ih.map(into_1d),
+                    bias_hh: b_hh.map(into_1d),
+                });
             }
         }
-        Ok(params)
+        Ok(RnnParams { cells })
     }
 
     /// Every tensor's data in `named_parameters()` order (weight_ih, weight_hh, bias_ih, bias_hh
@@ -194,4 +205,18 @@ fn into_1d<T>(tensor: ArrayD<T>) -> Array1<T> {
     tensor
         .into_dimensionality::<Ix1>()
         .expect("shape checked against its spec")
+}
+
+/// NaN or infinity in a loaded tensor poisons every result computed from it: refused with its
+/// index.
+pub fn check_finite_tensor<T: Real>(name: &str, tensor: &ArrayD<T>) -> Result<()> {
+    let Some((index, value)) = tensor.indexed_iter().find(|(_, v)| !v.is_finite()) else {
+        return Ok(());
+    };
+    Err(RnnError::NonFinite {
+        tensor: name.to_string(),
+        index: ndarray::Dimension::slice(&index).to_vec(),
+        position: format!("in a {} tensor", shape_string(tensor.shape())),
+        value: value.to_f64().unwrap_or(f64::NAN),
+    })
 }

@@ -110,7 +110,9 @@ pub fn run_case(path: &Path, backend: Backend) -> Result<CaseReport> {
     })
 }
 
-/// Every `expected.*` tensor of the file against what was computed.
+/// Every `expected.*` tensor of the file against what was computed, and every computed tensor
+/// against its `expected.*`: a case cannot pass by leaving a tensor out, by naming one nothing
+/// computes, or by holding NaN or infinity on either side.
 fn compare(file: &TensorFile, computed: &[(String, ArrayD<f32>)]) -> Result<Vec<TensorCheck>> {
     let by_name: HashMap<&str, &ArrayD<f32>> =
         computed.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -120,25 +122,11 @@ fn compare(file: &TensorFile, computed: &[(String, ArrayD<f32>)]) -> Result<Vec<
         let expected = file.f32(key)?;
         let tolerance = tolerance(&name, &expected);
         let (max_abs_err, problem) = match by_name.get(name.as_str()) {
-            None => (f64::INFINITY, Some("not computed".to_string())),
-            Some(got) if got.shape() != expected.shape() => (
+            None => (
                 f64::INFINITY,
-                Some(format!(
-                    "shape {} but expected {}",
-                    shape_string(got.shape()),
-                    shape_string(expected.shape())
-                )),
+                Some("unknown: this kind of case computes no such tensor".to_string()),
             ),
-            Some(got) => {
-                let err = got
-                    .iter()
-                    .zip(&expected)
-                    .map(|(g, e)| (*g as f64 - *e as f64).abs())
-                    .fold(0.0, f64::max);
-                // A NaN error is a failure, never a pass by comparison rules.
-                let problem = err.is_nan().then(|| "NaN in the result".to_string());
-                (err, problem)
-            }
+            Some(got) => compare_tensor(got, &expected),
         };
         checks.push(TensorCheck {
             name,
@@ -147,7 +135,43 @@ fn compare(file: &TensorFile, computed: &[(String, ArrayD<f32>)]) -> Result<Vec<
             problem,
         });
     }
+    for (name, _) in computed {
+        if !file.contains(&format!("expected.{name}")) {
+            checks.push(TensorCheck {
+                name: name.clone(),
+                max_abs_err: f64::INFINITY,
+                tolerance: 0.0,
+                problem: Some(format!("missing: the case has no expected.{name}")),
+            });
+        }
+    }
     Ok(checks)
+}
+
+/// max |got - expected|, or why no such number can pass: another shape, or a value that is
+/// not finite (`f64::max` would drop a NaN, so finiteness is checked first).
+fn compare_tensor(got: &ArrayD<f32>, expected: &ArrayD<f32>) -> (f64, Option<String>) {
+    if got.shape() != expected.shape() {
+        let problem = format!(
+            "shape {} but expected {}",
+            shape_string(got.shape()),
+            shape_string(expected.shape())
+        );
+        return (f64::INFINITY, Some(problem));
+    }
+    for (side, tensor) in [("the result", got), ("the expected tensor", expected)] {
+        if let Some(index) = tensor.iter().position(|v| !v.is_finite()) {
+            let value = tensor.iter().nth(index).copied().unwrap_or(f32::NAN);
+            let problem = format!("{value} in {side} at flat index {index}");
+            return (f64::NAN, Some(problem));
+        }
+    }
+    let err = got
+        .iter()
+        .zip(expected)
+        .map(|(g, e)| (*g as f64 - *e as f64).abs())
+        .fold(0.0, f64::max);
+    (err, None)
 }
 
 fn tensor3(file: &TensorFile, name: &str) -> Result<ndarray::Array3<f32>> {

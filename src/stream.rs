@@ -37,6 +37,7 @@ impl Rnn<f32> {
                 what: "streams".into(),
             });
         }
+        cfg.check_activation_size(1, batch)?;
         let dims = (cfg.num_layers, batch, cfg.hidden_size);
         Ok(Stream {
             model: self,

@@ -1,6 +1,6 @@
 //! `rnn-wgpu parity CASE... [--backend cpu|gpu] [--out RESULT]`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -36,8 +36,18 @@ pub fn run(args: ParityArgs) -> Result<ExitCode> {
         eprintln!("error: no case ran: {e}");
         return Ok(ExitCode::from(NO_GPU_ADAPTER));
     }
+    let outputs: Vec<Option<PathBuf>> = args
+        .cases
+        .iter()
+        .map(|case| {
+            args.out
+                .as_ref()
+                .map(|out| result_path(out, case, args.cases.len()))
+        })
+        .collect();
+    refuse_overwriting_a_case(&args.cases, &outputs)?;
     let mut failed_cases = 0;
-    for case in &args.cases {
+    for (case, output) in args.cases.iter().zip(&outputs) {
         let report = match run_case(case, args.backend.into()) {
             Ok(report) => report,
             Err(e) => {
@@ -63,14 +73,8 @@ pub fn run(args: ParityArgs) -> Result<ExitCode> {
         if !report.passed() {
             failed_cases += 1;
         }
-        if let Some(out) = &args.out {
-            let path = if args.cases.len() == 1 {
-                out.clone()
-            } else {
-                let stem = case.file_stem().unwrap_or_default().to_string_lossy();
-                out.with_file_name(format!("{stem}.result.safetensors"))
-            };
-            report.write(&path).map_err(|e| RnnError::File {
+        if let Some(path) = output {
+            report.write(path).map_err(|e| RnnError::File {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
@@ -83,4 +87,36 @@ pub fn run(args: ParityArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Where `--out` puts the result of `case`: OUT itself for one case, else one file per case
+/// beside OUT, named after the case.
+fn result_path(out: &Path, case: &Path, cases: usize) -> PathBuf {
+    if cases == 1 {
+        out.to_path_buf()
+    } else {
+        let stem = case.file_stem().unwrap_or_default().to_string_lossy();
+        out.with_file_name(format!("{stem}.result.safetensors"))
+    }
+}
+
+/// A result written over a PyTorch case would destroy the reference (and with several cases a
+/// result could replace a case still to run): refused before any case runs.
+fn refuse_overwriting_a_case(cases: &[PathBuf], outputs: &[Option<PathBuf>]) -> Result<()> {
+    let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    for output in outputs.iter().flatten() {
+        if let Some(case) = cases.iter().find(|case| same_file(case, output)) {
+            return Err(RnnError::File {
+                path: output.clone(),
+                message: format!(
+                    "--out would overwrite the case {} (an input): name another file",
+                    case.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }

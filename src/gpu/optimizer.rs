@@ -188,7 +188,7 @@ impl GpuModel {
     /// step). One submission, nothing read back; `adam`'s own moments are not touched.
     pub fn adam_step(&self, adam: &Adam, grad_scale: f32) -> Result<()> {
         let ctx = &self.ctx;
-        let t = adam.step.max(1) as i32;
+        let t = i32::try_from(adam.step.max(1)).unwrap_or(i32::MAX);
         let hyper = Hyper {
             step_size: adam.lr / (1.0 - adam.beta1.powi(t)),
             beta1: adam.beta1,

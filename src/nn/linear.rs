@@ -62,6 +62,7 @@ impl Linear {
                     got: t.shape().to_vec(),
                 });
             }
+            crate::params::check_finite_tensor(&name, &t)?;
             Ok(t)
         };
         let weight = tensor(format!("{prefix}.weight"), &[outputs, inputs])?;

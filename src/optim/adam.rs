@@ -47,7 +47,8 @@ impl Optimizer for Adam {
             self.v = params.iter().map(|p| vec![0.0; p.len()]).collect();
         }
         self.step += 1;
-        let t = self.step as i32;
+        // Saturating: beta^t is 0 in f32 long before i32::MAX, so the correction is exact.
+        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let bias1 = 1.0 - self.beta1.powi(t);
         let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
         let step_size = self.lr / bias1;
