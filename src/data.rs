@@ -36,11 +36,7 @@ impl CharCorpus {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| RnnError::File {
-            path: path.into(),
-            message: format!("cannot read text: {e}"),
-        })?;
-        Self::from_text(&text)
+        Self::from_text(&read_text(path)?)
     }
 
     /// Ids of `text` in this vocabulary; an unknown character is an error naming it.
@@ -201,6 +197,15 @@ impl Batches {
 /// targets), each evaluated from a zero state; the tail shorter than a window is dropped.
 pub fn validation_windows(ids: &[usize], seq: usize) -> Vec<&[usize]> {
     ids.windows(seq + 1).step_by(seq).collect()
+}
+
+/// A UTF-8 text file, after `limits::check_input_file` (a regular file of a bounded size).
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = crate::limits::read_input_file(path)?;
+    String::from_utf8(bytes).map_err(|e| RnnError::File {
+        path: path.into(),
+        message: format!("cannot read text: not UTF-8 ({e})"),
+    })
 }
 
 /// A vocabulary maps id i to its i-th character by binary search: it must be sorted, without

@@ -33,6 +33,7 @@ pub mod lm;
 pub mod lm_optimizer;
 pub mod model;
 pub mod nn;
+pub mod out_dir;
 pub mod optim;
 pub mod params;
 pub mod parity;

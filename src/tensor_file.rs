@@ -11,6 +11,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use safetensors::{Dtype, SafeTensors, View};
 
 use crate::error::{Result, RnnError};
+use crate::limits::printable;
 
 /// One tensor as stored: its dtype, shape and little-endian bytes.
 #[derive(Clone, Debug)]
@@ -34,7 +35,14 @@ impl TensorFile {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = fs::read(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+        let bytes = crate::limits::read_input_file(path)?;
+        // safetensors keeps the last of two equal keys; a file that says two things is refused.
+        if let Some(key) = duplicate_header_key(&bytes) {
+            return Err(file_error(format!(
+                "the header has the key '{}' twice",
+                printable(&key)
+            )));
+        }
         let parsed = SafeTensors::deserialize(&bytes)
             .map_err(|e| file_error(format!("not a valid safetensors file: {e}")))?;
         let (_, header) = SafeTensors::read_metadata(&bytes)
@@ -43,14 +51,25 @@ impl TensorFile {
             .tensors()
             .into_iter()
             .map(|(name, view)| {
+                // A zero-element tensor passes the byte count whatever its other dimensions:
+                // those must still form an array this machine can index.
+                let nonzero: Vec<usize> = view.shape().iter().copied().filter(|&d| d > 0).collect();
+                let elements = crate::limits::checked_product(&name, &nonzero)?;
+                if elements > isize::MAX as usize / 8 {
+                    return Err(file_error(format!(
+                        "tensor '{}' has the impossible shape {:?}",
+                        printable(&name),
+                        view.shape()
+                    )));
+                }
                 let stored = StoredTensor {
                     dtype: view.dtype(),
                     shape: view.shape().to_vec(),
                     bytes: view.data().to_vec(),
                 };
-                (name, stored)
+                Ok((name, stored))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(TensorFile {
             path: path.to_path_buf(),
             tensors,
@@ -80,10 +99,24 @@ impl TensorFile {
         let raw = self.meta(key)?;
         raw.parse().map_err(|_| {
             self.error(format!(
-                "metadata '{key}' = '{raw}' is not a valid {}",
+                "metadata '{key}' = '{}' is not a valid {}",
+                printable(raw),
                 std::any::type_name::<V>()
             ))
         })
+    }
+
+    /// A metadata value that must be one of `known`, which the error lists.
+    pub fn meta_one_of(&self, key: &str, known: &[&str]) -> Result<&str> {
+        let raw = self.meta(key)?;
+        if known.contains(&raw) {
+            return Ok(raw);
+        }
+        Err(self.error(format!(
+            "metadata '{key}' = '{}', expected {}",
+            printable(raw),
+            known.join(" or ")
+        )))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -106,8 +139,15 @@ impl TensorFile {
             Dtype::F64 => t
                 .bytes
                 .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect(),
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .enumerate()
+                .map(|(i, v)| narrow(v).ok_or(i))
+                .collect::<std::result::Result<_, usize>>()
+                .map_err(|i| {
+                    self.error(format!(
+                        "tensor '{name}' holds a value past the f32 range at flat index {i}"
+                    ))
+                })?,
             other => return Err(self.error(format!("tensor '{name}' is {other:?}, expected F32"))),
         };
         self.shaped(name, &t.shape, values)
@@ -146,6 +186,81 @@ impl TensorFile {
             path: self.path.clone(),
             message,
         }
+    }
+}
+
+/// f64 to f32, `None` for a finite value past f32's range (NaN and infinities stay what they
+/// are, for the readers that check them to name).
+fn narrow(v: f64) -> Option<f32> {
+    let narrow = v as f32;
+    (narrow.is_finite() || !v.is_finite()).then_some(narrow)
+}
+
+/// The first key that a JSON object of the header holds twice, at any depth; `None` for a
+/// header without repeats (or one that does not parse: safetensors then says why).
+fn duplicate_header_key(bytes: &[u8]) -> Option<String> {
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(header);
+    serde::Deserializer::deserialize_any(&mut de, DuplicateFinder(&mut found)).ok()?;
+    found
+}
+
+/// Walks a JSON value, noting the first key an object repeats.
+struct DuplicateFinder<'a>(&'a mut Option<String>);
+
+impl<'de> serde::de::Visitor<'de> for DuplicateFinder<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(Seed(&mut *self.0))?;
+            if !seen.insert(key.clone()) && self.0.is_none() {
+                *self.0 = Some(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(Seed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A nested value for `DuplicateFinder`.
+struct Seed<'a>(&'a mut Option<String>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> std::result::Result<(), D::Error> {
+        de.deserialize_any(DuplicateFinder(self.0))
     }
 }
 
@@ -208,7 +323,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let prefix = format!(".{file_name}.tmp-");
+    remove_stale_temp_files(dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -219,4 +336,43 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Temp files that killed writers left beside the target (`PREFIX` + the writer's process id)
+/// are removed; those of live processes are theirs to finish.
+fn remove_stale_temp_files(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id exists (on Unix; elsewhere every one is taken as alive).
+pub fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+        let sent = unsafe { libc::kill(pid, 0) } == 0;
+        sent || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }

@@ -44,10 +44,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.input).map_err(|e| RnnError::File {
-        path: args.input.clone(),
-        message: format!("cannot read text: {e}"),
-    })?;
+    let text = rnn_wgpu::data::read_text(&args.input)?;
     let corpus = CharCorpus {
         vocab: ck.spec.vocab.clone(),
         ids: Vec::new(),
@@ -109,6 +106,7 @@ fn run_regression(regressor: Regressor, args: &RunArgs) -> Result<ExitCode> {
         path: args.input.clone(),
         message,
     };
+    rnn_wgpu::limits::check_input_file(&args.input)?;
     let mut reader = csv::Reader::from_path(&args.input)
         .map_err(|e| csv_error(format!("cannot read CSV: {e}")))?;
     let header = reader

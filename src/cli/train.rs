@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use rnn_wgpu::checkpoint::{Checkpoint, LmSpec};
 use rnn_wgpu::data::CharCorpus;
+use rnn_wgpu::out_dir::OutDir;
 use rnn_wgpu::plot::write_line_svg;
 use rnn_wgpu::train::{Batching, StepReport, TrainEvent, TrainOptions, TrainReport, train_char_lm};
 use rnn_wgpu::{Backend, Mode, Result, RnnConfig, RnnError};
@@ -168,6 +169,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         None
     });
+    // Created, proven writable and locked now: not found out at the first checkpoint, after
+    // the training time is spent, nor shared with a second run.
+    let _out = OutDir::claim(&args.out)?;
     let checkpoint = args.out.join("checkpoint.safetensors");
     if checkpoint.exists() && !args.resume && !args.overwrite {
         return Err(RnnError::File {
@@ -187,11 +191,6 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
-    // Found now, not at the first checkpoint after the training time is spent.
-    std::fs::create_dir_all(&args.out).map_err(|e| RnnError::File {
-        path: args.out.clone(),
-        message: format!("cannot create: {e}"),
-    })?;
     let opts = TrainOptions {
         spec: LmSpec {
             mode: run.mode,

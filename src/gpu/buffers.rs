@@ -1,7 +1,6 @@
 //! Buffer helpers: f32 and f16 storage buffers in and out, uniform buffers, readback.
 
 use half::slice::HalfFloatSliceExt;
-use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use crate::error::{Result, RnnError};
@@ -79,14 +78,36 @@ impl GpuContext {
     /// A storage buffer holding `bytes` (not empty), checked against the device's limits.
     fn upload_bytes(&self, what: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
         self.check_buffer(what, bytes.len() as u64)?;
-        self.checked(what, || {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(what),
-                    contents: bytes,
-                    usage: STORAGE,
-                })
-        })
+        self.created_then_written(what, bytes, STORAGE)
+    }
+
+    /// A buffer made inside an error scope and filled by the queue only once it exists: wgpu's
+    /// `create_buffer_init` maps the new buffer at once, which panics when the device is out
+    /// of memory instead of reporting it to the scope.
+    fn created_then_written(
+        &self,
+        what: &str,
+        bytes: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        // Queue writes move whole words: an odd count of f16 values is padded with zeros.
+        let padded;
+        let bytes = if bytes.len() % 4 == 0 {
+            bytes
+        } else {
+            padded = [bytes, &[0; 3][..4 - bytes.len() % 4]].concat();
+            &padded
+        };
+        let buffer = self.checked(what, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: bytes.len() as u64,
+                usage: usage | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.write_bytes(&buffer, bytes);
+        Ok(buffer)
     }
 
     /// Overwrites the start of `buffer` with u32 `data` (queued before the next submission).
@@ -108,14 +129,7 @@ impl GpuContext {
 
     /// A uniform buffer holding `bytes`.
     pub fn uniform(&self, what: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
-        self.checked(what, || {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(what),
-                    contents: bytes,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                })
-        })
+        self.created_then_written(what, bytes, wgpu::BufferUsages::UNIFORM)
     }
 
     /// Records copies of `reads` into new buffers the host can map (for `read_staging` once

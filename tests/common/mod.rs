@@ -6,8 +6,8 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Once, OnceLock};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use rnn_wgpu::gpu::GpuContext;
 
@@ -25,18 +25,22 @@ pub fn gpu() -> Option<Arc<GpuContext>> {
     }
 }
 
-static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+/// The tests that skipped (a test may ask for the GPU several times).
+static SKIPPED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// The harness captures `print!` and `eprint!` of passing tests, so a skip written that way
 /// would vanish; a write to the stderr handle itself is not captured.
 fn report_skip(reason: &str) {
     // libtest names each test's thread after the test.
     let test = std::thread::current().name().unwrap_or("?").to_string();
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    if !skipped.insert(test.clone()) {
+        return;
+    }
     let _ = writeln!(
         std::io::stderr(),
         "skipped: no GPU adapter: {test} ({reason})"
     );
-    SKIPPED.fetch_add(1, Ordering::Relaxed);
     static SUMMARY: Once = Once::new();
     #[cfg(unix)]
     SUMMARY.call_once(|| {
@@ -51,7 +55,7 @@ extern "C" fn print_skip_summary() {
     let stem = exe.file_stem().unwrap_or_default().to_string_lossy();
     // Cargo names test binaries NAME-HASH.
     let binary = stem.rsplit_once('-').map_or(&*stem, |(name, _)| name);
-    let count = SKIPPED.load(Ordering::Relaxed);
+    let count = SKIPPED.lock().map_or(0, |s| s.len());
     let tests = if count == 1 { "test" } else { "tests" };
     let _ = writeln!(
         std::io::stderr(),
