@@ -104,8 +104,8 @@ impl RnnConfig {
             .checked_param_count()
             .ok_or_else(|| RnnError::TooLarge {
                 what: format!("{self}"),
-                needed: "more parameters than a usize counts".into(),
-                limit: "the address space".into(),
+                needed: "2^64 parameters or more".into(),
+                limit: "a usize can count".into(),
             })?;
         crate::limits::check_host_bytes(&format!("the parameters of {self}"), count, 4)
     }

@@ -67,7 +67,7 @@ impl FromStr for Mode {
             "RNN_RELU" => Ok(Mode::RnnRelu),
             "LSTM" => Ok(Mode::Lstm),
             "GRU" => Ok(Mode::Gru),
-            _ => Err(RnnError::UnknownMode(s.to_string())),
+            _ => Err(RnnError::UnknownMode(crate::limits::printable(s))),
         }
     }
 }

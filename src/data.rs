@@ -196,7 +196,11 @@ impl Batches {
 /// Validation windows: consecutive windows of `seq` + 1 characters (inputs and shifted
 /// targets), each evaluated from a zero state; the tail shorter than a window is dropped.
 pub fn validation_windows(ids: &[usize], seq: usize) -> Vec<&[usize]> {
-    ids.windows(seq + 1).step_by(seq).collect()
+    // A window longer than any text (seq + 1 overflowing among them) gives none.
+    match seq.checked_add(1) {
+        Some(window) if seq > 0 => ids.windows(window).step_by(seq).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A UTF-8 text file, after `limits::check_input_file` (a regular file of a bounded size).

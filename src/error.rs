@@ -49,7 +49,7 @@ pub enum RnnError {
     Gpu(String),
     /// A size asked for (by a config, an option or a file) that this machine cannot hold:
     /// refused before anything is allocated.
-    #[error("{what} needs {needed}, more than {limit}")]
+    #[error("{what} would take {needed}, more than {limit}")]
     TooLarge {
         what: String,
         needed: String,

@@ -17,8 +17,14 @@ pub fn checked_product(what: &str, dims: &[usize]) -> Result<usize> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| RnnError::TooLarge {
             what: what.to_string(),
-            needed: format!("{dims:?} elements (more than {} in all)", usize::MAX),
-            limit: "the address space".into(),
+            needed: format!(
+                "{} elements",
+                dims.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" x ")
+            ),
+            limit: "a usize can count".into(),
         })
 }
 
@@ -123,7 +129,7 @@ mod tests {
     #[test]
     fn sizes_past_the_memory_are_refused_with_their_bytes() {
         let err = check_host_bytes("weights", usize::MAX / 8, 4).unwrap_err();
-        assert!(err.to_string().starts_with("weights needs "), "{err}");
+        assert!(err.to_string().starts_with("weights would take "), "{err}");
         check_host_bytes("weights", 1000, 4).unwrap();
         assert_eq!(human_bytes(1_500_000_000), "1.5 GB");
     }

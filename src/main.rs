@@ -14,8 +14,9 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            // One clear line, never a panic or a backtrace.
-            eprintln!("error: {e}");
+            // One clear line, never a panic or a backtrace; control bytes a file carried into
+            // the message are shown escaped, not sent to the terminal.
+            eprintln!("error: {}", rnn_wgpu::limits::printable(&e.to_string()));
             ExitCode::from(2)
         }
     }

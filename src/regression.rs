@@ -106,7 +106,37 @@ pub struct RegressionSpec {
     pub target: ColumnTransform,
 }
 
+/// The longest look-back window a spec may ask for (rows held per forecast).
+pub const MAX_LOOK_BACK: usize = 1 << 20;
+
 impl RegressionSpec {
+    /// Refuses what a file could claim but no fitted model has: no input column, a window of
+    /// 0 or absurdly many rows, a transform that is not finite or divides by a std <= 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.inputs.is_empty() {
+            return Err(RnnError::Config(
+                "a regression spec without input columns".into(),
+            ));
+        }
+        if !(1..=MAX_LOOK_BACK).contains(&self.look_back) {
+            return Err(RnnError::Config(format!(
+                "look_back {} is outside 1..={MAX_LOOK_BACK}",
+                self.look_back
+            )));
+        }
+        for t in self.inputs.iter().chain([&self.target]) {
+            if !(t.mean.is_finite() && t.std.is_finite() && t.std > 0.0) {
+                return Err(RnnError::Config(format!(
+                    "column '{}': mean {} and std {} must be finite, the std above 0",
+                    crate::limits::printable(&t.column),
+                    t.mean,
+                    t.std
+                )));
+            }
+        }
+        self.rnn_config().validate()
+    }
+
     pub fn rnn_config(&self) -> RnnConfig {
         RnnConfig::new(self.mode, self.inputs.len(), self.hidden).layers(self.layers)
     }
@@ -227,6 +257,7 @@ impl Regressor {
                 path: file.path().into(),
                 message: format!("regression spec: {e}"),
             })?;
+        spec.validate()?;
         let lookup = |name: &str| file.contains(name).then(|| file.f32(name)).transpose();
         let config = spec.rnn_config();
         let params = crate::params::RnnParams::from_lookup(&config, lookup)?;

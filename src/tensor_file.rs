@@ -217,7 +217,10 @@ impl<'de> serde::de::Visitor<'de> for DuplicateFinder<'_> {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
         let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             map.next_value_seed(Seed(&mut *self.0))?;
@@ -228,7 +231,10 @@ impl<'de> serde::de::Visitor<'de> for DuplicateFinder<'_> {
         Ok(())
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
         while seq.next_element_seed(Seed(&mut *self.0))?.is_some() {}
         Ok(())
     }

@@ -12,7 +12,7 @@ use ndarray::Array2;
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, LmSpec};
 use crate::data::{Batches, CharCorpus, RandomBatches, SequentialBatches, validation_windows};
-use crate::error::Result;
+use crate::error::{Result, RnnError};
 use crate::lm::{CharLm, LmState};
 use crate::lm_optimizer::LmOptimizer;
 use crate::nn::cross_entropy;
@@ -57,6 +57,42 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// The rules `rnn-wgpu train` enforces on its flags, for every caller (and for options a
+    /// resumed checkpoint supplies): sizes of at least 1, a finite lr and clip above 0, a
+    /// finite time limit above 0, dropout in [0, 1).
+    pub fn validate(&self) -> Result<()> {
+        for (what, value) in [("seq", self.seq), ("batch", self.batch)] {
+            if value == 0 {
+                return Err(RnnError::ZeroSize { what: what.into() });
+            }
+        }
+        if self.seq.checked_mul(self.batch).is_none() {
+            return Err(RnnError::Config(format!(
+                "a batch of {} x {} characters is larger than any text",
+                self.batch, self.seq
+            )));
+        }
+        for (what, value) in [("lr", self.lr), ("clip", self.clip)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(RnnError::Config(format!(
+                    "{what} must be a finite number above 0, got {value}"
+                )));
+            }
+        }
+        if self.seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            return Err(RnnError::Config(
+                "the time limit must be a finite number of seconds above 0".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(RnnError::Config(format!(
+                "dropout {} is outside [0, 1)",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
     /// The options a resumed run must share with the checkpoint.
     fn fixed(&self) -> HashMap<String, String> {
         [
@@ -108,6 +144,7 @@ pub fn train_char_lm(
     resume: Option<Checkpoint>,
     mut on_event: impl FnMut(TrainEvent<'_>),
 ) -> Result<TrainReport> {
+    opts.validate()?;
     let (train_ids, val_ids) = corpus.split();
     let batches = match opts.batching {
         Batching::Sequential => {

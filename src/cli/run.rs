@@ -147,11 +147,16 @@ fn run_regression(regressor: Regressor, args: &RunArgs) -> Result<ExitCode> {
             .zip(&columns)
             .map(|(&i, name)| {
                 let field = record.get(i).unwrap_or("").trim();
-                field.parse().map_err(|_| {
-                    csv_error(format!(
-                        "line {line}, column '{name}': not a number: {field:?}"
-                    ))
-                })
+                // inf and NaN parse as f64 but would make every later forecast NaN.
+                field
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        csv_error(format!(
+                            "line {line}, column '{name}': not a finite number: {field:?}"
+                        ))
+                    })
             })
             .collect::<Result<_>>()?;
         let actual = row[target_column];

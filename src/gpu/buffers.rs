@@ -92,7 +92,7 @@ impl GpuContext {
     ) -> Result<wgpu::Buffer> {
         // Queue writes move whole words: an odd count of f16 values is padded with zeros.
         let padded;
-        let bytes = if bytes.len() % 4 == 0 {
+        let bytes = if bytes.len().is_multiple_of(4) {
             bytes
         } else {
             padded = [bytes, &[0; 3][..4 - bytes.len() % 4]].concat();

@@ -5,8 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use rnn_wgpu::gpu::GpuContext;
