@@ -19,7 +19,7 @@ pub const FORMAT: &str = "rnn-wgpu-checkpoint/1";
 
 /// The largest step count a checkpoint may hold: far past any run, far from overflowing the
 /// counters (Adam's bias correction raises beta to it).
-pub const MAX_STEP: usize = 1 << 40;
+pub const MAX_STEP: usize = i32::MAX as usize;
 
 fn file_error(path: &Path, message: String) -> RnnError {
     RnnError::File {

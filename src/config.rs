@@ -172,24 +172,26 @@ impl RnnConfig {
 
     /// Every parameter as (name, layer, reverse, kind, shape), in `named_parameters()` order.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
-        let mut specs = Vec::new();
-        for layer in 0..self.num_layers {
-            for direction in 0..self.directions() {
-                for kind in ParamKind::ALL {
-                    if kind.is_bias() && !self.bias {
-                        continue;
-                    }
-                    specs.push(ParamSpec {
+        self.param_specs_iter().collect()
+    }
+
+    /// `param_specs` one at a time: a reader that stops at the first tensor a file lacks does
+    /// work bounded by the file, whatever `num_layers` the file claims.
+    pub fn param_specs_iter(&self) -> impl Iterator<Item = ParamSpec> + '_ {
+        (0..self.num_layers).flat_map(move |layer| {
+            (0..self.directions()).flat_map(move |direction| {
+                ParamKind::ALL
+                    .into_iter()
+                    .filter(|kind| self.bias || !kind.is_bias())
+                    .map(move |kind| ParamSpec {
                         name: param_name(kind, layer, direction == 1),
                         layer,
                         direction,
                         kind,
                         shape: self.param_shape(kind, layer),
-                    });
-                }
-            }
-        }
-        specs
+                    })
+            })
+        })
     }
 
     /// Total number of scalar parameters (of a config that `validate` accepted).

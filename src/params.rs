@@ -102,7 +102,7 @@ impl<T: Real> RnnParams<T> {
         config.validate()?;
         let mut cells = Vec::new();
         let mut cell: [Option<ArrayD<T>>; 4] = Default::default();
-        for spec in config.param_specs() {
+        for spec in config.param_specs_iter() {
             let tensor = lookup(&spec.name)?.ok_or_else(|| RnnError::MissingTensor {
                 name: spec.name.clone(),
                 expected: shape_string(&spec.shape),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::files::{join, split};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
@@ -157,20 +158,6 @@ fn write_regressor(path: &Path) {
     Regressor::new(spec, 0).unwrap().save(path).unwrap();
 }
 
-/// A safetensors file split into its JSON header and its data.
-fn split(bytes: &[u8]) -> Option<(Value, &[u8])> {
-    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
-    let header = serde_json::from_slice(bytes.get(8..8 + len)?).ok()?;
-    Some((header, &bytes[8 + len..]))
-}
-
-fn join(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 /// What a mutant may do: any clean outcome, or only a refusal (an error, a FAIL) because the
 /// mutation is one no reader may accept.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -224,7 +211,7 @@ fn mutate(bytes: &[u8], rng: &mut StdRng) -> (Vec<u8>, Must) {
         3 | 4 => {
             let meta = header["__metadata__"].as_object_mut().unwrap();
             let keys: Vec<String> = meta.keys().cloned().collect();
-            // The vocabulary, where there is one, a third of the time: it has three odd forms.
+            // The vocabulary, where there is one, a third of the time: it has five odd forms.
             let key = match keys.iter().find(|k| *k == "vocab") {
                 Some(vocab) if rng.random_range(0..3) == 0 => vocab,
                 _ => &keys[rng.random_range(0..keys.len())],
@@ -235,10 +222,14 @@ fn mutate(bytes: &[u8], rng: &mut StdRng) -> (Vec<u8>, Must) {
                 must = Must::BeRefused;
                 let vocab: String = serde_json::from_str(meta[key].as_str().unwrap()).unwrap();
                 let mut chars: Vec<char> = vocab.chars().collect();
-                match rng.random_range(0..3) {
+                let at = rng.random_range(0..chars.len() - 1);
+                match rng.random_range(0..5) {
                     0 => chars.reverse(),
                     1 => chars.push(chars[0]),
-                    _ => chars.truncate(1),
+                    2 => chars.truncate(1),
+                    // The same size as the tensors: only the order or the repeat tells.
+                    3 => chars.swap(at, at + 1),
+                    _ => chars[at + 1] = chars[at],
                 }
                 serde_json::to_string(&chars.into_iter().collect::<String>()).unwrap()
             } else if key == "spec" {
@@ -342,7 +333,11 @@ fn mutate(bytes: &[u8], rng: &mut StdRng) -> (Vec<u8>, Must) {
                         _ => 4,
                     };
                     let count = bytes.len() / width;
-                    let keep = if count >= 2 { rng.random_range(1..count) } else { 0 };
+                    let keep = if count >= 2 {
+                        rng.random_range(1..count)
+                    } else {
+                        0
+                    };
                     bytes.truncate(keep * width);
                     info["shape"] = Value::from(vec![keep]);
                     Must::BeRefused

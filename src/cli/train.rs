@@ -188,6 +188,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let config = RnnConfig::new(run.mode, corpus.vocab.len(), run.hidden)
         .layers(run.layers)
         .dropout(run.dropout);
+    // Sizes refused before anything is printed or allocated.
+    config.validate()?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex, Once, OnceLock};
