@@ -2,19 +2,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn rnn_wgpu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::cli::{rnn_wgpu, text, train_small, write_text};
 
 const LAYER_CASES: [&str; 7] = [
     "tests/data/parity/rnn_tanh_small.safetensors",
@@ -350,12 +340,7 @@ fn train_dir(name: &str) -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("rnn-wgpu-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let data = dir.join("text.txt");
-    std::fs::write(
-        &data,
-        "to be or not to be, that is the question. ".repeat(40),
-    )
-    .unwrap();
+    let data = write_text(&dir);
     (dir, data.to_str().unwrap().to_string())
 }
 
@@ -503,27 +488,17 @@ fn option_errors_name_the_option_and_the_rule() {
 #[test]
 fn dropout_on_one_layer_is_warned_of_as_pytorch_does() {
     let (dir, data) = train_dir("dropout-warning");
-    let out = rnn_wgpu(&[
-        "train",
-        "--data",
-        &data,
-        "--backend",
-        "cpu",
-        "--out",
-        dir.to_str().unwrap(),
+    let model = [
         "--hidden",
         "8",
         "--layers",
         "1",
-        "--seq",
-        "8",
-        "--batch",
-        "2",
         "--steps",
         "1",
         "--dropout",
         "0.3",
-    ]);
+    ];
+    let out = train_small(data.as_ref(), &dir, &model);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains(
@@ -556,25 +531,11 @@ fn sample_and_run_without_a_checkpoint_say_where_one_comes_from() {
 #[test]
 fn run_skips_characters_outside_the_vocabulary_and_counts_them() {
     let (dir, data) = train_dir("run-unseen");
-    let out = rnn_wgpu(&[
-        "train",
-        "--data",
-        &data,
-        "--backend",
-        "cpu",
-        "--out",
-        dir.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--layers",
-        "1",
-        "--seq",
-        "8",
-        "--batch",
-        "2",
-        "--steps",
-        "1",
-    ]);
+    let out = train_small(
+        data.as_ref(),
+        &dir,
+        &["--hidden", "8", "--layers", "1", "--steps", "1"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let input = dir.join("input.txt");
     // Q and ! are not in the training text; "to be" is 5 known characters, then 4 more.

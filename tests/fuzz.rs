@@ -78,28 +78,11 @@ fn corpus() -> Corpus {
     let dir = std::env::temp_dir().join(format!("rnn-wgpu-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let text = dir.join("text.txt");
-    std::fs::write(
-        &text,
-        "to be or not to be, that is the question. ".repeat(30),
-    )
-    .unwrap();
+    let text = common::cli::write_text(&dir);
     // A character checkpoint with moments and a carried state (3 steps of a small LSTM).
     let run = dir.join("char");
-    let out = rnn_wgpu()
-        .args([
-            "train",
-            "--data",
-            text.to_str().unwrap(),
-            "--backend",
-            "cpu",
-        ])
-        .args([
-            "--hidden", "6", "--layers", "2", "--seq", "8", "--batch", "2", "--steps", "3",
-        ])
-        .args(["--out", run.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
+    let out = common::cli::train_small(&text, &run, &model);
     assert!(
         out.status.success(),
         "{}",

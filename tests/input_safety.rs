@@ -7,16 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::cli::{rnn_wgpu, text, train_small, write_text};
 use common::files::{edit_f32, edit_header};
 use serde_json::Value;
-
-fn rnn_wgpu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("binary runs")
-}
 
 /// The same, under a memory limit (RLIMIT_AS) that a 1.5 GB allocation would break.
 fn rnn_wgpu_in(memory: u64, args: &[&str]) -> Output {
@@ -35,10 +28,6 @@ fn rnn_wgpu_in(memory: u64, args: &[&str]) -> Output {
         });
     }
     cmd.output().expect("binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Exit 2 with one `error:` line containing `want`.
@@ -71,31 +60,8 @@ fn set_meta(header: &mut Value, key: &str, value: &str) {
 
 /// A small trained character checkpoint in `dir` (3 steps of a 2-layer LSTM, H=6).
 fn char_checkpoint(dir: &Path) -> PathBuf {
-    let data = dir.join("text.txt");
-    std::fs::write(
-        &data,
-        "to be or not to be, that is the question. ".repeat(30),
-    )
-    .unwrap();
-    let out = rnn_wgpu(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "--hidden",
-        "6",
-        "--layers",
-        "2",
-        "--seq",
-        "8",
-        "--batch",
-        "2",
-        "--steps",
-        "3",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
+    let out = train_small(&write_text(dir), dir, &model);
     assert!(out.status.success(), "{}", text(&out.stderr));
     dir.join("checkpoint.safetensors")
 }
@@ -403,35 +369,18 @@ fn f64_values_past_the_f32_range_are_refused() {
 #[test]
 fn runs_do_not_lose_work() {
     let dir = scratch("runs");
-    let data = dir.join("text.txt");
-    std::fs::write(
-        &data,
-        "to be or not to be, that is the question. ".repeat(30),
-    )
-    .unwrap();
+    let data = write_text(&dir);
     let out_dir = dir.join("out");
-    let small = [
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "--hidden",
-        "6",
-        "--layers",
-        "1",
-        "--seq",
-        "8",
-        "--batch",
-        "2",
-        "--steps",
-        "2",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ];
+    let small = || {
+        train_small(
+            &data,
+            &out_dir,
+            &["--hidden", "6", "--layers", "1", "--steps", "2"],
+        )
+    };
     // A second run into an --out in use is refused, naming the first run's process.
     let held = rnn_wgpu::out_dir::OutDir::claim(&out_dir).unwrap();
-    let out = rnn_wgpu(&small);
+    let out = small();
     assert_refused(
         &out,
         &format!(
@@ -451,7 +400,7 @@ fn runs_do_not_lose_work() {
     ));
     std::fs::write(&stale, b"half a checkpoint").unwrap();
     std::fs::write(&live, b"being written").unwrap();
-    let out = rnn_wgpu(&small);
+    let out = small();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!stale.exists() && live.exists());
     // An --out that cannot be made is found before training, not at the first checkpoint.
