@@ -526,10 +526,18 @@ impl<T: Real> Rnn<T> {
                     dropout: &dropout,
                 };
                 let (out, _, gpu_tape) = T::gpu_run(&gpu, inputs, None, true)?;
-                (
-                    out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?,
-                    TapeInner::Gpu(gpu_tape),
-                )
+                let out = out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?;
+                let gpu_tape =
+                    gpu_tape.ok_or_else(|| RnnError::Gpu("no tape from a forward".into()))?;
+                if !keep_tape {
+                    // Inference: the plan is free for the next forward at once.
+                    drop(gpu_tape);
+                    return Ok((
+                        self.api_output(out),
+                        tape(TapeInner::Cpu(StackTape::empty())),
+                    ));
+                }
+                (out, TapeInner::Gpu(gpu_tape))
             }
             None => {
                 let cfg = &self.config;

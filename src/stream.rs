@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 
 use crate::error::{Result, RnnError};
-use crate::gpu::GpuModel;
+use crate::gpu::{GpuModel, PlanLease};
 use crate::model::Rnn;
 
 /// B streams through one model (made by `Rnn::stream`).
@@ -18,8 +18,9 @@ pub struct Stream<'m> {
     h: Array3<f32>,
     c: Option<Array3<f32>>,
     gpu: Option<Arc<GpuModel>>,
-    /// GPU: whether the device already holds this stream's state.
-    started: bool,
+    /// GPU: the stream's own plan, whose buffers hold its state between steps (taken by the
+    /// first step; other forwards of the model never touch it).
+    lease: Option<PlanLease>,
     /// GPU: streams to restart before the next step.
     resets: Vec<usize>,
 }
@@ -45,7 +46,7 @@ impl Rnn<f32> {
             h: Array3::zeros(dims),
             c: cfg.mode.has_cell_state().then(|| Array3::zeros(dims)),
             gpu: self.gpu_model()?,
-            started: false,
+            lease: None,
             resets: Vec::new(),
         })
     }
@@ -64,11 +65,12 @@ impl Stream<'_> {
         }
         if let Some(gpu) = &self.gpu {
             // The device model runs seq-first whatever the config's layout: (1, B, I).
-            let start = (!self.started).then(|| (self.h.view(), self.c.as_ref().map(|c| c.view())));
+            let start = self
+                .lease
+                .is_none()
+                .then(|| (self.h.view(), self.c.as_ref().map(|c| c.view())));
             let resets = std::mem::take(&mut self.resets);
-            let y = gpu.stream_step(x.insert_axis(Axis(0)), start, &resets)?;
-            self.started = true;
-            return Ok(y);
+            return gpu.stream_step(&mut self.lease, x.insert_axis(Axis(0)), start, &resets);
         }
         // One step in the layout `forward` reads: (1, B, I), or (B, 1, I) with batch_first.
         let step_axis = Axis(usize::from(self.model.config().batch_first));
@@ -96,7 +98,7 @@ impl Stream<'_> {
                 c.index_axis_mut(Axis(1), s).fill(0.0);
             }
         }
-        if self.started {
+        if self.lease.is_some() {
             self.resets.extend_from_slice(streams);
         }
         Ok(())
@@ -104,8 +106,8 @@ impl Stream<'_> {
 
     /// The carried state: h and, for LSTM, c, each (L, B, H) (read back from the GPU there).
     pub fn state(&self) -> Result<(Array3<f32>, Option<Array3<f32>>)> {
-        let (mut h, mut c) = match (&self.gpu, self.started) {
-            (Some(gpu), true) => gpu.stream_state(self.batch)?,
+        let (mut h, mut c) = match (&self.gpu, &self.lease) {
+            (Some(gpu), Some(lease)) => gpu.stream_state(lease, self.batch)?,
             _ => return Ok((self.h.clone(), self.c.clone())),
         };
         // Restarts asked for since the last step apply at the next one; show them already.

@@ -13,7 +13,13 @@ use crate::gpu::{GpuContext, GpuModel, GpuTape, RunInputs, Upstream};
 use crate::params::RnnParams;
 
 /// What a GPU run returns: outputs and gradients when read back, and the tape.
-pub type GpuRun<T> = (Option<StackOutput<T>>, Option<StackGrads<T>>, GpuTape);
+/// What a GPU run returns: outputs and gradients when read back, and the tape of a forward
+/// without BPTT.
+pub type GpuRun<T> = (
+    Option<StackOutput<T>>,
+    Option<StackGrads<T>>,
+    Option<GpuTape>,
+);
 
 /// A float the CPU path computes in, with its vectorised activations.
 pub trait Real: LinalgScalar + Float + Send + Sync + Debug + Display + Default + 'static {

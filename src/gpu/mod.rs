@@ -8,9 +8,11 @@ mod model;
 mod optimizer;
 mod params;
 mod plan;
+mod plan_cache;
 mod stream;
 
 pub use context::{ADAPTER_ENV, GpuContext, list_adapters, quiet_window_system};
 pub use kernels::Kernel;
 pub use model::{GpuModel, GpuStats, GpuTape, RunInputs, Upstream};
 pub use plan::{DispatchCount, FORWARD_ENV, ForwardVariant, MAX_PERSISTENT_HIDDEN};
+pub use plan_cache::{DEFAULT_PLAN_BOUND, PlanLease};

@@ -1,6 +1,5 @@
 //! A recurrent stack on the GPU: parameters resident, one plan per (T, B), ndarray in and out.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ndarray::{Array3, ArrayView3};
@@ -10,6 +9,7 @@ use super::context::GpuContext;
 use super::optimizer::DeviceAdam;
 use super::params::GpuParams;
 use super::plan::{DispatchCount, ForwardVariant, Plan};
+use super::plan_cache::{PlanCache, PlanLease};
 use crate::config::RnnConfig;
 use crate::cpu::stack::{StackGrads, StackOutput};
 use crate::error::{Result, RnnError};
@@ -22,7 +22,8 @@ pub struct GpuModel {
     pub(super) params: GpuParams,
     /// Adam moments for steps on the device, made on the first one.
     pub(super) adam: Mutex<Option<DeviceAdam>>,
-    plans: Mutex<HashMap<(usize, usize), Plan>>,
+    /// Plans per (T, B), leased to the tapes and streams that need theirs kept.
+    plans: Mutex<PlanCache>,
     /// Forces the forward kernels instead of the per-shape choice.
     forward_override: Mutex<Option<ForwardVariant>>,
     /// Submissions and dispatches so far, for tests and reports.
@@ -47,12 +48,14 @@ pub struct GpuStats {
     pub forward_variant: Option<ForwardVariant>,
 }
 
-/// Identifies the forward a backward continues from.
-#[derive(Clone, Copy, Debug)]
+/// What a backward continues from: the plan whose activation buffers the forward wrote,
+/// held until this tape is consumed or dropped, so that other forwards (of this shape or any
+/// other) leave them alone.
+#[derive(Debug)]
 pub struct GpuTape {
     pub seq: usize,
     pub batch: usize,
-    generation: u64,
+    lease: PlanLease,
 }
 
 /// What a forward reads, seq-first and already checked.
@@ -122,7 +125,7 @@ impl GpuModel {
             config: config.clone(),
             params: gpu_params,
             adam: Mutex::new(None),
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(PlanCache::new()),
             forward_override: Mutex::new(None),
             stats: Mutex::default(),
         })
@@ -135,7 +138,9 @@ impl GpuModel {
 
     /// Bytes of the activation buffers a forward of (T = `seq`, B = `batch`) writes.
     pub fn forward_bytes(&self, seq: usize, batch: usize) -> Result<u64> {
-        self.with_plan(seq, batch, |plan| Ok(plan.forward_bytes))
+        Ok(self
+            .with_plan(seq, batch, false, |plan| Ok(plan.forward_bytes))?
+            .0)
     }
 
     /// Whether the weights and activations are held in f16.
@@ -159,7 +164,22 @@ impl GpuModel {
             .forward_override
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = variant;
-        self.plans.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.plans().clear_free();
+    }
+
+    /// At most `bound` plans (activation buffers of one (T, B) each) are kept for reuse when no
+    /// tape or stream holds them (default `DEFAULT_PLAN_BOUND`); the least recently used go.
+    pub fn set_plan_bound(&self, bound: usize) {
+        self.plans().set_bound(bound);
+    }
+
+    /// (plans on the device, plans held by a live tape or stream).
+    pub fn plan_counts(&self) -> (usize, usize) {
+        self.plans().counts()
+    }
+
+    fn plans(&self) -> std::sync::MutexGuard<'_, PlanCache> {
+        self.plans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn config(&self) -> &RnnConfig {
@@ -177,30 +197,31 @@ impl GpuModel {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on a free plan of (T = `seq`, B = `batch`); with `lease`, the plan stays held
+    /// for the returned lease.
     pub(super) fn with_plan<R>(
         &self,
         seq: usize,
         batch: usize,
+        lease: bool,
         f: impl FnOnce(&mut Plan) -> Result<R>,
-    ) -> Result<R> {
+    ) -> Result<(R, Option<PlanLease>)> {
         let variant = self
             .forward_override
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or_else(|| ForwardVariant::choose(self.config.hidden_size));
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        let plan = match plans.entry((seq, batch)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(Plan::new(
-                &self.ctx,
-                &self.config,
-                &self.params,
-                seq,
-                batch,
-                variant,
-            )?),
-        };
-        f(plan)
+        let build = || Plan::new(&self.ctx, &self.config, &self.params, seq, batch, variant);
+        self.plans().with_free((seq, batch), lease, build, f)
+    }
+
+    /// Runs `f` on the plan `lease` holds.
+    pub(super) fn with_leased<R>(
+        &self,
+        lease: &PlanLease,
+        f: impl FnOnce(&mut Plan) -> Result<R>,
+    ) -> Result<R> {
+        self.plans().with_leased(lease, f)
     }
 
     /// Forward pass; with `upstream`, BPTT too, in the same single submission.
@@ -228,7 +249,9 @@ impl GpuModel {
             Some(lengths) => lengths.iter().map(|&len| len as u32).collect(),
             None => vec![seq as u32; batch],
         };
-        self.with_plan(seq, batch, |plan| {
+        // A forward without BPTT keeps its plan for the tape it returns.
+        let keep_tape = upstream.is_none();
+        let ((out, grads), lease) = self.with_plan(seq, batch, keep_tape, |plan| {
             ctx.write_in(&plan.input, &flat(input), plan.activations);
             ctx.write_u32(&plan.lengths, &steps);
             ctx.write(&plan.h0, &flat(h0));
@@ -265,20 +288,17 @@ impl GpuModel {
                 stats.last = DispatchCount { forward, backward };
                 stats.forward_variant = Some(plan.forward_variant);
             }
-            let tape = GpuTape {
-                seq,
-                batch,
-                generation: plan.generation,
-            };
             if !read_back {
                 ctx.wait()?;
-                return Ok((None, None, tape));
+                return Ok((None, None));
             }
             let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
             let (out, grads) =
                 self.unpack(&mut values, seq, batch, upstream.is_some(), need_input_grad);
-            Ok((Some(out), grads, tape))
-        })
+            Ok((Some(out), grads))
+        })?;
+        let tape = lease.map(|lease| GpuTape { seq, batch, lease });
+        Ok((out, grads, tape))
     }
 
     /// BPTT through the forward that made `tape`, in one submission.
@@ -313,15 +333,17 @@ impl GpuModel {
         }
         let ctx = &self.ctx;
         let need_input_grad = read_back.unwrap_or(false);
-        self.with_plan(tape.seq, tape.batch, |plan| {
-            if plan.generation != tape.generation {
-                return Err(RnnError::Config(
-                    "this tape is stale: another forward of the same shape ran on the GPU model since".into(),
-                ));
-            }
+        // The tape is consumed: its plan is free for reuse once this returns.
+        self.with_leased(&tape.lease, |plan| {
             self.write_upstream(plan, &upstream);
-            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rnn backward") });
-            let backward = ctx.checked("recording the backward pass", || plan.record_backward(ctx, &mut encoder, need_input_grad))??;
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("rnn backward"),
+                });
+            let backward = ctx.checked("recording the backward pass", || {
+                plan.record_backward(ctx, &mut encoder, need_input_grad)
+            })??;
             let reads = match read_back {
                 Some(_) => self.grad_list(plan, need_input_grad),
                 None => Vec::new(),
@@ -331,13 +353,21 @@ impl GpuModel {
             {
                 let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
                 stats.submissions += 1;
-                stats.last = DispatchCount { forward: 0, backward };
+                stats.last = DispatchCount {
+                    forward: 0,
+                    backward,
+                };
             }
             if read_back.is_none() {
                 return Ok(None);
             }
             let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
-            Ok(Some(self.unpack_grads(&mut values, tape.seq, tape.batch, need_input_grad)))
+            Ok(Some(self.unpack_grads(
+                &mut values,
+                tape.seq,
+                tape.batch,
+                need_input_grad,
+            )))
         })
     }
 

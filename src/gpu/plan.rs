@@ -214,8 +214,6 @@ pub struct Plan {
     pub dropout: Vec<DropoutPlan>,
     /// The dropout masks hold ones (written by an inference forward), not a training draw.
     pub masks_are_ones: bool,
-    /// Bumped by every recorded forward: a tape from an older one is stale.
-    pub generation: u64,
     /// Bytes of the buffers a forward writes (input, gates, states, cells, layer outputs).
     pub forward_bytes: u64,
     pub forward_variant: ForwardVariant,
@@ -291,7 +289,6 @@ impl Plan {
             directions: Vec::new(),
             dropout: Vec::new(),
             masks_are_ones: false,
-            generation: 0,
             forward_bytes: 0,
             forward_variant,
         };
@@ -628,7 +625,6 @@ impl Plan {
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
     ) -> Result<usize> {
-        self.generation += 1;
         let slab = (self.batch * self.config.hidden_size * 4) as u64;
         for (k, dir) in self.directions.iter().enumerate() {
             let at = dir.h0_slot as u64 * slab;

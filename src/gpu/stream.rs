@@ -6,14 +6,18 @@ use ndarray::{Array2, Array3, ArrayView3};
 
 use super::buffers::Precision;
 use super::model::GpuModel;
+use super::plan::Plan;
+use super::plan_cache::PlanLease;
 use crate::error::{Result, RnnError};
 
 impl GpuModel {
-    /// x (1, B, I) -> output (B, D*H). `start` gives the states (L*D, B, H) to begin from;
-    /// `None` continues from the state the previous step of this batch size left on the device.
-    /// `resets` are streams whose state restarts from zero before this step.
+    /// x (1, B, I) -> output (B, D*H). `lease` holds the stream's own plan, whose buffers
+    /// carry its state between steps (taken on the first step: then `start` must be given).
+    /// `start` gives the states (L*D, B, H) to begin from; `None` continues from the state the
+    /// previous step left. `resets` are streams whose state restarts from zero before this step.
     pub fn stream_step(
         &self,
+        lease: &mut Option<PlanLease>,
         x: ArrayView3<'_, f32>,
         start: Option<(ArrayView3<'_, f32>, Option<ArrayView3<'_, f32>>)>,
         resets: &[usize],
@@ -29,7 +33,12 @@ impl GpuModel {
         let ctx = self.context().clone();
         let cfg = self.config().clone();
         let width = cfg.output_size();
-        self.with_plan(1, batch, |plan| {
+        if lease.is_none() && start.is_none() {
+            return Err(RnnError::Config(
+                "a stream's first step needs its start state".into(),
+            ));
+        }
+        self.with_stream_plan(lease, batch, |plan| {
             let values: Vec<f32> = x.iter().copied().collect();
             ctx.write_in(&plan.input, &values, plan.activations);
             if let Some((h0, c0)) = &start {
@@ -80,13 +89,32 @@ impl GpuModel {
         })
     }
 
-    /// The state the last stream step of this batch size left: (h, c), each (L*D, B, H).
-    pub fn stream_state(&self, batch: usize) -> Result<(Array3<f32>, Option<Array3<f32>>)> {
+    /// The stream's plan: the one `lease` holds, else a new lease of a (1, B) plan.
+    fn with_stream_plan<R>(
+        &self,
+        lease: &mut Option<PlanLease>,
+        batch: usize,
+        f: impl FnOnce(&mut Plan) -> Result<R>,
+    ) -> Result<R> {
+        if let Some(held) = lease {
+            return self.with_leased(held, f);
+        }
+        let (result, new) = self.with_plan(1, batch, true, f)?;
+        *lease = new;
+        Ok(result)
+    }
+
+    /// The state the stream's last step left: (h, c), each (L*D, B, H).
+    pub fn stream_state(
+        &self,
+        lease: &PlanLease,
+        batch: usize,
+    ) -> Result<(Array3<f32>, Option<Array3<f32>>)> {
         let ctx = self.context().clone();
         let cfg = self.config().clone();
         let dims = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
         let len = dims.0 * dims.1 * dims.2;
-        self.with_plan(1, batch, |plan| {
+        self.with_leased(lease, |plan| {
             let mut encoder = ctx
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -97,7 +125,9 @@ impl GpuModel {
                 reads.push((&plan.c_n, len, Precision::F32));
             }
             let staging = ctx.stage_copies(&mut encoder, &reads)?;
-            ctx.queue.submit([encoder.finish()]);
+            ctx.checked("submitting a stream state read", || {
+                ctx.queue.submit([encoder.finish()])
+            })?;
             let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
             let h = Array3::from_shape_vec(dims, values.next().expect("h")).expect("sized");
             let c = values
