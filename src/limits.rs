@@ -41,11 +41,22 @@ pub fn available_memory() -> Option<u64> {
     })
 }
 
+/// The most bytes one allocation may ask for: the host memory available, else the address
+/// space.
+fn memory_limit() -> u128 {
+    available_memory().map_or(isize::MAX as u128, u128::from)
+}
+
+/// Whether `values` elements of `bytes_per_value` bytes each fit in the host memory available.
+pub fn fits_in_memory(values: usize, bytes_per_value: usize) -> bool {
+    (values as u128) * (bytes_per_value as u128) <= memory_limit()
+}
+
 /// Refuses `values` elements of `bytes_per_value` bytes each when they exceed the host memory
 /// available, naming `what` and the sizes.
 pub fn check_host_bytes(what: &str, values: usize, bytes_per_value: usize) -> Result<()> {
     let bytes = (values as u128) * (bytes_per_value as u128);
-    let limit = available_memory().map_or(isize::MAX as u128, u128::from);
+    let limit = memory_limit();
     if bytes > limit {
         return Err(RnnError::TooLarge {
             what: what.to_string(),

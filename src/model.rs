@@ -862,20 +862,13 @@ fn check_lengths(lengths: &[usize], seq_len: usize, batch: usize) -> Result<()> 
 /// NaN or infinity in an input poisons every output: refuse it with its position, `axes`
 /// naming the three axes of `x` as the caller laid it out.
 fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>, axes: [&str; 3]) -> Result<()> {
-    let Some((index, value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) else {
-        return Ok(());
-    };
-    let index = [index.0, index.1, index.2];
-    let position: Vec<String> = axes
-        .iter()
-        .zip(index)
-        .map(|(axis, i)| format!("{axis} {i}"))
-        .collect();
-    Err(RnnError::NonFinite {
-        tensor: name.to_string(),
-        index: index.to_vec(),
-        position: position.join(", "),
-        value: value.to_f64().unwrap_or(f64::NAN),
+    crate::params::check_finite_with(name, x.into_dyn(), |index| {
+        let named: Vec<String> = axes
+            .iter()
+            .zip(index)
+            .map(|(axis, i)| format!("{axis} {i}"))
+            .collect();
+        named.join(", ")
     })
 }
 

@@ -210,13 +210,26 @@ fn into_1d<T>(tensor: ArrayD<T>) -> Array1<T> {
 /// NaN or infinity in a loaded tensor poisons every result computed from it: refused with its
 /// index.
 pub fn check_finite_tensor<T: Real>(name: &str, tensor: &ArrayD<T>) -> Result<()> {
+    check_finite_with(name, tensor.view(), |_| {
+        format!("in a {} tensor", shape_string(tensor.shape()))
+    })
+}
+
+/// The one finiteness check of tensors: the first NaN or infinity of `tensor` is an error
+/// naming `name`, the index, and `position(index)` (the same index in words).
+pub(crate) fn check_finite_with<T: Real>(
+    name: &str,
+    tensor: ArrayViewD<'_, T>,
+    position: impl FnOnce(&[usize]) -> String,
+) -> Result<()> {
     let Some((index, value)) = tensor.indexed_iter().find(|(_, v)| !v.is_finite()) else {
         return Ok(());
     };
+    let index = ndarray::Dimension::slice(&index).to_vec();
     Err(RnnError::NonFinite {
         tensor: name.to_string(),
-        index: ndarray::Dimension::slice(&index).to_vec(),
-        position: format!("in a {} tensor", shape_string(tensor.shape())),
+        position: position(&index),
+        index,
         value: value.to_f64().unwrap_or(f64::NAN),
     })
 }

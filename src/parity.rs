@@ -160,8 +160,7 @@ fn compare_tensor(got: &ArrayD<f32>, expected: &ArrayD<f32>) -> (f64, Option<Str
         return (f64::INFINITY, Some(problem));
     }
     for (side, tensor) in [("the result", got), ("the expected tensor", expected)] {
-        if let Some(index) = tensor.iter().position(|v| !v.is_finite()) {
-            let value = tensor.iter().nth(index).copied().unwrap_or(f32::NAN);
+        if let Some((index, value)) = tensor.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             let problem = format!("{value} in {side} at flat index {index}");
             return (f64::NAN, Some(problem));
         }

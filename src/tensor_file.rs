@@ -106,19 +106,6 @@ impl TensorFile {
         })
     }
 
-    /// A metadata value that must be one of `known`, which the error lists.
-    pub fn meta_one_of(&self, key: &str, known: &[&str]) -> Result<&str> {
-        let raw = self.meta(key)?;
-        if known.contains(&raw) {
-            return Ok(raw);
-        }
-        Err(self.error(format!(
-            "metadata '{key}' = '{}', expected {}",
-            printable(raw),
-            known.join(" or ")
-        )))
-    }
-
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
     }

@@ -59,7 +59,7 @@ pub struct TrainOptions {
 impl TrainOptions {
     /// The rules `rnn-wgpu train` enforces on its flags, for every caller (and for options a
     /// resumed checkpoint supplies): sizes of at least 1, a finite lr and clip above 0, a
-    /// finite time limit above 0, dropout in [0, 1).
+    /// finite time limit above 0.
     pub fn validate(&self) -> Result<()> {
         for (what, value) in [("seq", self.seq), ("batch", self.batch)] {
             if value == 0 {
@@ -84,12 +84,8 @@ impl TrainOptions {
                 "the time limit must be a finite number of seconds above 0".into(),
             ));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(RnnError::Config(format!(
-                "dropout {} is outside [0, 1)",
-                self.dropout
-            )));
-        }
+        // The dropout's range is the model config's to check (`RnnConfig::validate`, through
+        // `with_dropout`), with the same message.
         Ok(())
     }
 
