@@ -222,6 +222,11 @@ pub(crate) fn check_finite_with<T: Real>(
     tensor: ArrayViewD<'_, T>,
     position: impl FnOnce(&[usize]) -> String,
 ) -> Result<()> {
+    // Every forward's input passes here: the plain scan first, the indexed one (slow over a
+    // dynamic dimension) only to name what it found.
+    if tensor.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
     let Some((index, value)) = tensor.indexed_iter().find(|(_, v)| !v.is_finite()) else {
         return Ok(());
     };
