@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array3;
 use rnn_wgpu::bench::{BenchShape, STANDARD_SHAPES};
-use rnn_wgpu::gpu::{GpuContext, RunInputs, Upstream};
+use rnn_wgpu::engine::{StackInputs, StackUpstream};
+use rnn_wgpu::gpu::GpuContext;
 use rnn_wgpu::{Mode, Rnn, RnnConfig};
 
 fn gpu_bptt(c: &mut Criterion) {
@@ -55,18 +56,17 @@ fn gpu_bptt(c: &mut Criterion) {
             let start = Instant::now();
             for _ in 0..iters {
                 let upstream = train.then(|| {
-                    (
-                        Upstream {
-                            output: Some(ones.view()),
-                            h_n: None,
-                            c_n: None,
-                        },
-                        false,
-                    )
+                    let upstream = StackUpstream::of(
+                        ones.view(),
+                        // The initial states are zeros: zero gradients of the final ones.
+                        h0.view(),
+                        c0.as_ref().map(|c| c.view()),
+                    );
+                    (upstream, false)
                 });
                 // read_back = false: the call still waits for the device before it returns.
-                let inputs = RunInputs::new(x.view(), h0.view(), c0.as_ref().map(|c| c.view()));
-                gpu.run(inputs, upstream, false).unwrap();
+                let inputs = StackInputs::dense(x.view(), h0.view(), c0.as_ref().map(|c| c.view()));
+                gpu.run(&inputs, upstream, false, false).unwrap();
             }
             start.elapsed()
         };

@@ -13,6 +13,7 @@ use ndarray::Array3;
 use crate::backend::Backend;
 use crate::config::RnnConfig;
 use crate::conventions::Mode;
+use crate::engine::{StackInputs, StackUpstream};
 use crate::error::Result;
 use crate::model::{OutputGrads, Rnn};
 
@@ -215,11 +216,12 @@ pub fn run_gpu(shape: BenchShape, runs: usize, warmup: usize) -> Result<BenchRes
     let inputs = GpuInputs::new(&shape);
     let ones = Array3::<f32>::ones((shape.seq, shape.batch, shape.hidden));
     let train = || {
-        let upstream = crate::gpu::Upstream {
-            output: Some(ones.view()),
-            h_n: None,
-            c_n: None,
-        };
+        let upstream = StackUpstream::of(
+            ones.view(),
+            // The initial states are zeros: zero gradients of the final ones.
+            inputs.h0.view(),
+            inputs.c0.as_ref().map(|c| c.view()),
+        );
         inputs.run(&gpu, Some(upstream))
     };
     Ok(BenchResult {
@@ -259,14 +261,14 @@ impl GpuInputs {
     fn run(
         &self,
         gpu: &crate::gpu::GpuModel,
-        upstream: Option<crate::gpu::Upstream<'_>>,
+        upstream: Option<StackUpstream<'_, f32>>,
     ) -> Result<()> {
-        let inputs = crate::gpu::RunInputs::new(
+        let inputs = StackInputs::dense(
             self.input.view(),
             self.h0.view(),
             self.c0.as_ref().map(|c| c.view()),
         );
-        gpu.run(inputs, upstream.map(|u| (u, false)), false)
+        gpu.run(&inputs, upstream.map(|u| (u, false)), false, false)
             .map(drop)
     }
 }

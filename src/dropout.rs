@@ -6,8 +6,8 @@ use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use crate::Real;
 use crate::config::RnnConfig;
-use crate::cpu::Real;
 
 /// One (T, B, D*H) mask for every layer but the last: each entry 0 with probability p, else
 /// 1/(1-p), so that the expected output is unchanged (inverted dropout, as PyTorch).

@@ -7,6 +7,7 @@ use ndarray::ArrayView2;
 
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::gpu::DeviceMoments;
 use crate::lm::{CharLm, LmState};
 use crate::optim::{Adam, Optimizer, clip_and_step, clip_factor, scale_grads, sum_of_squares};
 
@@ -22,7 +23,8 @@ pub struct StepResult {
 /// Adam (with optional global-norm clipping) over every parameter of one `CharLm`.
 pub struct LmOptimizer {
     /// On the CPU: moments of every parameter in `CharLm::named()` order. On the GPU: of the
-    /// head's two only (the stack's live on the device); the step count is shared.
+    /// head's two only (the stack's live on the device, which counts its own steps: the same
+    /// count, since both step once per batch).
     adam: Adam,
     clip: Option<f32>,
     on_device: bool,
@@ -37,10 +39,12 @@ impl LmOptimizer {
         let on_device = lm.rnn.backend() == Backend::Gpu;
         let stack_tensors = lm.rnn.params().slices().len();
         if on_device && adam.m.len() > stack_tensors {
-            lm.rnn
-                .set_device_moments(&adam.m[..stack_tensors], &adam.v[..stack_tensors])?;
-            adam.m.drain(..stack_tensors);
-            adam.v.drain(..stack_tensors);
+            let moments = DeviceMoments {
+                m: adam.m.drain(..stack_tensors).collect(),
+                v: adam.v.drain(..stack_tensors).collect(),
+                adam_steps: adam.step,
+            };
+            lm.rnn.set_device_moments(&moments)?;
         }
         Ok(LmOptimizer {
             adam,
@@ -101,7 +105,7 @@ impl LmOptimizer {
         }
         lm.rnn.sync_params()?;
         let mut adam = self.adam.clone();
-        if let Some((mut m, mut v)) = lm.rnn.device_moments()? {
+        if let Some(DeviceMoments { mut m, mut v, .. }) = lm.rnn.device_moments()? {
             debug_assert_eq!(m.len(), self.stack_tensors);
             m.append(&mut adam.m);
             v.append(&mut adam.v);

@@ -1,41 +1,38 @@
 //! `Rnn`: the public model type. Checks every tensor it is given, handles `batch_first`, and
-//! runs the stack on the CPU path or the GPU engine: the same calls and results on both.
+//! runs the stack on the CPU engine or the GPU engine through one seam (`crate::engine`): the
+//! same calls and results on both.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ndarray::{Array3, ArrayView2, ArrayView3, CowArray, Ix3};
 
+use crate::Real;
 use crate::backend::Backend;
 use crate::config::RnnConfig;
-use crate::cpu::stack::{self, LayerInput, StackGrads, StackOutput, StackTape};
-use crate::cpu::{Real, Workspace, on_thread_pool};
+use crate::cpu::{CpuEngine, StackTape, Workspace};
 use crate::dropout::{MaskStream, draw_masks};
+use crate::engine::{Engine, StackGrads, StackInput, StackInputs, StackOutput, StackUpstream};
 use crate::error::{Result, RnnError, shape_string};
-use crate::gpu::{GpuContext, GpuModel, GpuTape, RunInputs, Upstream};
+use crate::gpu::{GpuContext, GpuModel, GpuTape};
 use crate::params::RnnParams;
 
 mod device;
+mod device_copy;
+
+use device_copy::DeviceCopy;
+pub use device_copy::SyncState;
 
 /// A recurrent stack with its parameters, as `torch.nn.RNN/LSTM/GRU`.
 pub struct Rnn<T = f32> {
     config: RnnConfig,
-    /// The parameters; on the GPU backend the device holds a copy, refreshed after `params_mut`.
+    /// The parameters; on the GPU backend the device holds a copy, kept in step by `device`.
     params: RnnParams<T>,
     /// Large CPU buffers kept between calls.
     workspace: Workspace<T>,
-    /// Set for the GPU backend.
-    context: Option<Arc<GpuContext>>,
-    /// The device-side model, made on first use.
-    gpu: Mutex<Option<Arc<GpuModel>>>,
-    /// The host parameters changed since they were uploaded.
-    gpu_stale: AtomicBool,
-    /// GPU inference in f16 (set by `with_f16` where the adapter has SHADER_F16).
-    f16: bool,
+    /// The GPU backend's copy; `None` on the CPU backend.
+    device: Option<DeviceCopy>,
     /// Where training forwards draw their dropout masks from.
     dropout_masks: Mutex<MaskStream>,
-    /// Optimizer steps on the device changed the parameters since the host copy was read.
-    host_stale: bool,
 }
 
 impl<T: Real> Clone for Rnn<T> {
@@ -47,12 +44,8 @@ impl<T: Real> Clone for Rnn<T> {
             config: self.config.clone(),
             params: self.params.clone(),
             workspace: self.workspace.clone(),
-            context: self.context.clone(),
-            gpu: Mutex::new(None),
-            gpu_stale: AtomicBool::new(false),
-            f16: self.f16,
+            device: self.device.as_ref().map(DeviceCopy::fresh),
             dropout_masks: Mutex::new(MaskStream::new(0)),
-            host_stale: self.host_stale,
         }
     }
 }
@@ -62,8 +55,8 @@ impl<T: Real> std::fmt::Debug for Rnn<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let slices = self.params.slices();
         let values: usize = slices.iter().map(|s| s.len()).sum();
-        let backend = match &self.context {
-            Some(ctx) => format!("gpu ({})", ctx.info.name),
+        let backend = match &self.device {
+            Some(device) => format!("gpu ({})", device.context().info.name),
             None => "cpu".to_string(),
         };
         f.debug_struct("Rnn")
@@ -73,7 +66,7 @@ impl<T: Real> std::fmt::Debug for Rnn<T> {
                 &format!("{values} values in {} tensors", slices.len()),
             )
             .field("backend", &backend)
-            .field("f16", &self.f16)
+            .field("f16", &self.is_f16())
             .finish()
     }
 }
@@ -128,19 +121,79 @@ pub struct Tape<T> {
     tokens: bool,
 }
 
-/// What a forward pass reads, as the caller gave it (seq-first or batch-first).
-#[derive(Clone, Copy)]
-enum ModelInput<'a, T> {
-    /// (T, B, I) or (B, T, I)
+enum TapeInner<T> {
+    Cpu(StackTape<T>),
+    /// Activations stay on the device, in the plan this tape holds.
+    Gpu(GpuTape),
+}
+
+/// What a forward pass reads as its input, in the caller's layout.
+#[derive(Clone, Copy, Debug)]
+pub enum RnnInput<'a, T> {
+    /// (T, B, I), or (B, T, I) with `batch_first`
     Dense(ArrayView3<'a, T>),
-    /// (T, B) or (B, T), ids in 0..I
+    /// (T, B), or (B, T) with `batch_first`: ids in 0..I standing for one-hot rows
     Tokens(ArrayView2<'a, usize>),
 }
 
-enum TapeInner<T> {
-    Cpu(StackTape<T>),
-    /// Activations stay on the device; this names the forward they belong to.
-    Gpu(GpuTape),
+impl<'a, T> From<ArrayView3<'a, T>> for RnnInput<'a, T> {
+    fn from(x: ArrayView3<'a, T>) -> Self {
+        RnnInput::Dense(x)
+    }
+}
+
+impl<'a, T> From<ArrayView2<'a, usize>> for RnnInput<'a, T> {
+    fn from(ids: ArrayView2<'a, usize>) -> Self {
+        RnnInput::Tokens(ids)
+    }
+}
+
+/// One batch for any forward: dense rows or token ids, with or without lengths (PyTorch's
+/// packed sequences), from given or zero initial states. Every `forward*` method is this with
+/// some fields left at their defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct RnnBatch<'a, T> {
+    pub input: RnnInput<'a, T>,
+    /// (B), each in 1..=T: row b is `lengths[b]` steps long, what lies past its end padding
+    pub lengths: Option<&'a [usize]>,
+    /// (L*D, B, H); zeros when `None`
+    pub h0: Option<ArrayView3<'a, T>>,
+    /// (L*D, B, H), LSTM only; zeros when `None`
+    pub c0: Option<ArrayView3<'a, T>>,
+}
+
+impl<'a, T> RnnBatch<'a, T> {
+    /// input (T, B, I) or (B, T, I) with `batch_first`, from zero states.
+    pub fn dense(input: ArrayView3<'a, T>) -> Self {
+        RnnBatch::new(RnnInput::Dense(input))
+    }
+
+    /// tokens (T, B) or (B, T) with `batch_first`, each in 0..I, from zero states.
+    pub fn tokens(tokens: ArrayView2<'a, usize>) -> Self {
+        RnnBatch::new(RnnInput::Tokens(tokens))
+    }
+
+    pub fn new(input: RnnInput<'a, T>) -> Self {
+        RnnBatch {
+            input,
+            lengths: None,
+            h0: None,
+            c0: None,
+        }
+    }
+
+    /// lengths (B): a variable-length batch.
+    pub fn lengths(self, lengths: &'a [usize]) -> Self {
+        RnnBatch {
+            lengths: Some(lengths),
+            ..self
+        }
+    }
+
+    /// Initial states h0 and (LSTM) c0, each (L*D, B, H); `None` is zeros.
+    pub fn states(self, h0: Option<ArrayView3<'a, T>>, c0: Option<ArrayView3<'a, T>>) -> Self {
+        RnnBatch { h0, c0, ..self }
+    }
 }
 
 impl<T: Real> Rnn<T> {
@@ -190,12 +243,8 @@ impl<T: Real> Rnn<T> {
             config,
             params,
             workspace: Workspace::new(),
-            context: None,
-            gpu: Mutex::new(None),
-            gpu_stale: AtomicBool::new(false),
-            f16: false,
+            device: None,
             dropout_masks: Mutex::new(MaskStream::new(0)),
-            host_stale: false,
         }
     }
 
@@ -205,9 +254,7 @@ impl<T: Real> Rnn<T> {
         self.check_host_current()?;
         match backend {
             Backend::Cpu => Ok(Rnn {
-                context: None,
-                gpu: Mutex::new(None),
-                f16: false,
+                device: None,
                 ..self
             }),
             Backend::Gpu => self.with_gpu(GpuContext::shared()?),
@@ -219,8 +266,7 @@ impl<T: Real> Rnn<T> {
     pub fn with_gpu(self, context: Arc<GpuContext>) -> Result<Self> {
         self.check_host_current()?;
         let model = Rnn {
-            context: Some(context),
-            gpu: Mutex::new(None),
+            device: Some(DeviceCopy::new(context, false)),
             ..self
         };
         model.gpu_model()?;
@@ -232,17 +278,17 @@ impl<T: Real> Rnn<T> {
     /// (h, c) f32. Where it has not, the model
     /// stays f32: `is_f16` says which. Training such a model is an error.
     pub fn with_f16(self) -> Result<Self> {
-        let Some(context) = &self.context else {
+        let Some(device) = &self.device else {
             return Err(RnnError::Unsupported(
                 "f16 on the CPU backend (move the model to the GPU first)".into(),
             ));
         };
-        if !context.has_f16() {
+        if !device.context().has_f16() {
             return Ok(self);
         }
+        self.check_host_current()?;
         let model = Rnn {
-            gpu: Mutex::new(None),
-            f16: true,
+            device: Some(device.with_f16(true)),
             ..self
         };
         model.gpu_model()?;
@@ -257,7 +303,7 @@ impl<T: Real> Rnn<T> {
         config.validate()?;
         Ok(Rnn {
             config,
-            gpu: Mutex::new(None),
+            device: self.device.as_ref().map(DeviceCopy::fresh),
             ..self
         })
     }
@@ -265,12 +311,10 @@ impl<T: Real> Rnn<T> {
     /// An error when optimizer steps on the device left the host parameters behind (see
     /// `sync_params`): what would rebuild the device copy from them must not run then.
     fn check_host_current(&self) -> Result<()> {
-        if self.host_stale {
-            return Err(RnnError::Config(
-                "the device holds newer parameters from optimizer steps there: call sync_params first".into(),
-            ));
+        match &self.device {
+            Some(device) => device.check_host_current(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Restarts the stream of dropout masks that training forwards draw (see
@@ -288,16 +332,21 @@ impl<T: Real> Rnn<T> {
 
     /// Whether the GPU holds this model's weights and activations in f16 (see `with_f16`).
     pub fn is_f16(&self) -> bool {
-        self.f16
+        self.device.as_ref().is_some_and(DeviceCopy::is_f16)
     }
 
     /// The device of a GPU model (shared by every model moved there with `with_backend`).
     pub fn gpu_context(&self) -> Option<&Arc<GpuContext>> {
-        self.context.as_ref()
+        self.device.as_ref().map(DeviceCopy::context)
+    }
+
+    /// Which copy of the parameters is newer on the GPU backend; `None` on the CPU.
+    pub fn sync_state(&self) -> Option<SyncState> {
+        self.device.as_ref().map(DeviceCopy::sync_state)
     }
 
     pub fn backend(&self) -> Backend {
-        if self.context.is_some() {
+        if self.device.is_some() {
             Backend::Gpu
         } else {
             Backend::Cpu
@@ -306,33 +355,10 @@ impl<T: Real> Rnn<T> {
 
     /// The device-side model on the GPU backend (uploaded, and refreshed after `params_mut`).
     pub fn gpu_model(&self) -> Result<Option<Arc<GpuModel>>> {
-        let Some(context) = &self.context else {
-            return Ok(None);
-        };
-        let mut slot = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
-            Some(model) => {
-                if self.host_stale && self.gpu_stale.load(Ordering::Acquire) {
-                    return Err(RnnError::Config(
-                        "the host parameters were changed while the device held newer ones from optimizer steps there (call sync_params first)".into(),
-                    ));
-                }
-                if self.gpu_stale.swap(false, Ordering::AcqRel) {
-                    T::gpu_update(model, &self.params)?;
-                }
-            }
-            None => {
-                self.check_host_current()?;
-                *slot = Some(Arc::new(T::gpu_model(
-                    context.clone(),
-                    &self.config,
-                    &self.params,
-                    self.f16,
-                )?));
-                self.gpu_stale.store(false, Ordering::Release);
-            }
-        }
-        Ok(slot.clone())
+        self.device
+            .as_ref()
+            .map(|device| device.model(&self.config, &self.params))
+            .transpose()
     }
 
     pub fn config(&self) -> &RnnConfig {
@@ -345,7 +371,9 @@ impl<T: Real> Rnn<T> {
 
     /// The parameters to change in place; the GPU copy is refreshed before its next use.
     pub fn params_mut(&mut self) -> &mut RnnParams<T> {
-        self.gpu_stale.store(true, Ordering::Release);
+        if let Some(device) = &mut self.device {
+            device.host_changed();
+        }
         &mut self.params
     }
 
@@ -357,7 +385,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        self.infer(ModelInput::Dense(input), None, h0, c0)
+        self.forward_batch(RnnBatch::dense(input).states(h0, c0))
     }
 
     /// `forward` of one-hot rows given as token ids: tokens (T, B) or (B, T) with `batch_first`,
@@ -369,7 +397,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        self.infer(ModelInput::Tokens(tokens), None, h0, c0)
+        self.forward_batch(RnnBatch::tokens(tokens).states(h0, c0))
     }
 
     /// `forward_tokens` that also returns the tape `backward` needs (which then gives no input
@@ -380,7 +408,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        self.run_forward(ModelInput::Tokens(tokens), None, h0, c0, true)
+        self.forward_train_batch(RnnBatch::tokens(tokens).states(h0, c0))
     }
 
     /// Inference over a variable-length batch, as PyTorch's packed sequences: row b is
@@ -394,7 +422,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<RnnOutput<T>> {
-        self.infer(ModelInput::Dense(input), Some(lengths), h0, c0)
+        self.forward_batch(RnnBatch::dense(input).lengths(lengths).states(h0, c0))
     }
 
     /// `forward_packed` that also returns the tape `backward` needs; the backward pass then
@@ -406,7 +434,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        self.run_forward(ModelInput::Dense(input), Some(lengths), h0, c0, true)
+        self.forward_train_batch(RnnBatch::dense(input).lengths(lengths).states(h0, c0))
     }
 
     /// Forward pass that also returns the tape `backward` needs.
@@ -416,7 +444,7 @@ impl<T: Real> Rnn<T> {
         h0: Option<ArrayView3<'_, T>>,
         c0: Option<ArrayView3<'_, T>>,
     ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        self.run_forward(ModelInput::Dense(input), None, h0, c0, true)
+        self.forward_train_batch(RnnBatch::dense(input).states(h0, c0))
     }
 
     /// Forward and BPTT together: on the GPU one submission for both.
@@ -428,146 +456,114 @@ impl<T: Real> Rnn<T> {
         grads: OutputGrads<'_, T>,
         need_input_grad: bool,
     ) -> Result<(RnnOutput<T>, RnnGrads<T>)> {
-        let Some(gpu) = self.gpu_model()? else {
-            let (out, tape) = self.forward_train(input, h0, c0)?;
-            return Ok((out, self.backward(tape, grads, need_input_grad)?));
-        };
-        let checked = self.check_inputs(input, h0, c0)?;
-        let upstream = self.check_upstream(checked.seq_len, checked.batch, grads)?;
-        let dropout = self.draw_dropout(checked.seq_len, checked.batch);
-        let inputs = RunInputs {
-            dropout: &dropout,
-            ..RunInputs::new(
-                checked.input.view(),
-                checked.h0.view(),
-                checked.c0.as_ref().map(|c| c.view()),
-            )
-        };
-        let (out, stack_grads, _) = T::gpu_run(
-            &gpu,
-            inputs,
-            Some((upstream.as_upstream(), need_input_grad)),
-            true,
-        )?;
-        let out = out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?;
-        let grads = stack_grads.ok_or_else(|| RnnError::Gpu("no gradients read back".into()))?;
-        Ok((self.api_output(out), self.api_grads(grads)))
+        let batch = RnnBatch::dense(input).states(h0, c0);
+        self.forward_backward_batch(batch, grads, need_input_grad)
     }
 
-    /// A forward that keeps no tape (`run_forward` hands the CPU buffers back itself).
-    fn infer(
-        &self,
-        input: ModelInput<'_, T>,
-        lengths: Option<&[usize]>,
-        h0: Option<ArrayView3<'_, T>>,
-        c0: Option<ArrayView3<'_, T>>,
-    ) -> Result<RnnOutput<T>> {
-        Ok(self.run_forward(input, lengths, h0, c0, false)?.0)
+    /// Inference over any batch: dense or token ids, with or without lengths.
+    pub fn forward_batch(&self, batch: RnnBatch<'_, T>) -> Result<RnnOutput<T>> {
+        let checked = self.check_batch(batch)?;
+        let (output, _) = self.on_engine(checked, false)?;
+        Ok(self.api_output(output))
     }
 
-    fn run_forward(
+    /// A training forward over any batch, with the tape `backward` needs (dropout drawn, as
+    /// in PyTorch's train() mode).
+    pub fn forward_train_batch(&self, batch: RnnBatch<'_, T>) -> Result<(RnnOutput<T>, Tape<T>)> {
+        self.check_trainable()?;
+        let mut inputs = self.check_batch(batch)?;
+        let (seq_len, batch) = inputs.seq_batch();
+        let tokens = inputs.input.is_tokens();
+        inputs.dropout = self.draw_dropout(seq_len, batch);
+        let (output, inner) = self.on_engine(inputs, true)?;
+        let tape = Tape {
+            inner: inner.expect("a training forward keeps its tape"),
+            seq_len,
+            batch,
+            tokens,
+        };
+        Ok((self.api_output(output), tape))
+    }
+
+    /// Forward and BPTT over any batch together: on the GPU one submission for both. Equals
+    /// `forward_train_batch` then `backward`; token ids have no input gradient.
+    pub fn forward_backward_batch(
         &self,
-        input: ModelInput<'_, T>,
-        lengths: Option<&[usize]>,
-        h0: Option<ArrayView3<'_, T>>,
-        c0: Option<ArrayView3<'_, T>>,
+        batch: RnnBatch<'_, T>,
+        grads: OutputGrads<'_, T>,
+        need_input_grad: bool,
+    ) -> Result<(RnnOutput<T>, RnnGrads<T>)> {
+        self.check_trainable()?;
+        let mut inputs = self.check_batch(batch)?;
+        check_input_grad(need_input_grad, inputs.input.is_tokens())?;
+        let (seq_len, batch) = inputs.seq_batch();
+        let upstream = self.check_upstream(seq_len, batch, grads)?;
+        inputs.dropout = self.draw_dropout(seq_len, batch);
+        let (output, grads) = match self.gpu_model()? {
+            Some(gpu) => gpu.forward_backward(inputs, upstream, need_input_grad)?,
+            None => self
+                .cpu()
+                .forward_backward(inputs, upstream, need_input_grad)?,
+        };
+        Ok((self.api_output(output), self.api_grads(grads)))
+    }
+
+    /// BPTT from upstream gradients; `need_input_grad` adds dLoss/d input.
+    pub fn backward(
+        &self,
+        tape: Tape<T>,
+        grads: OutputGrads<'_, T>,
+        need_input_grad: bool,
+    ) -> Result<RnnGrads<T>> {
+        check_input_grad(need_input_grad, tape.tokens)?;
+        let upstream = self.check_upstream(tape.seq_len, tape.batch, grads)?;
+        let grads = match tape.inner {
+            TapeInner::Cpu(stack) => self.cpu().backward(stack, upstream, need_input_grad)?,
+            TapeInner::Gpu(tape) => {
+                let gpu = self
+                    .gpu_model()?
+                    .ok_or_else(|| RnnError::Config("a GPU tape given to a CPU model".into()))?;
+                gpu.backward(tape, upstream, need_input_grad)?
+            }
+        };
+        Ok(self.api_grads(grads))
+    }
+
+    /// The CPU engine over this model's parameters and workspace.
+    fn cpu(&self) -> CpuEngine<'_, T> {
+        CpuEngine {
+            config: &self.config,
+            params: &self.params,
+            workspace: &self.workspace,
+        }
+    }
+
+    /// A forward on whichever engine the model is on.
+    fn on_engine(
+        &self,
+        inputs: StackInputs<'_, T>,
         keep_tape: bool,
-    ) -> Result<(RnnOutput<T>, Tape<T>)> {
-        if keep_tape && self.f16 {
+    ) -> Result<(StackOutput<T>, Option<TapeInner<T>>)> {
+        Ok(match self.gpu_model()? {
+            Some(gpu) => {
+                let (output, tape) = Engine::<T>::forward(&*gpu, inputs, keep_tape)?;
+                (output, tape.map(TapeInner::Gpu))
+            }
+            None => {
+                let (output, tape) = self.cpu().forward(inputs, keep_tape)?;
+                (output, tape.map(TapeInner::Cpu))
+            }
+        })
+    }
+
+    /// f16 models are for inference only.
+    fn check_trainable(&self) -> Result<()> {
+        if self.is_f16() {
             return Err(RnnError::Unsupported(
                 "training an f16 model (f16 is for inference)".into(),
             ));
         }
-        let gpu = self.gpu_model()?;
-        let (input, seq_len, batch) = match input {
-            ModelInput::Dense(x) => {
-                let x = self.check_dense_input(x)?;
-                let (seq_len, batch, _) = x.dim();
-                (CheckedInput::Dense(x), seq_len, batch)
-            }
-            ModelInput::Tokens(ids) => {
-                let ids = self.check_token_input(ids)?;
-                (CheckedInput::Tokens(ids), ids.nrows(), ids.ncols())
-            }
-        };
-        let (h0, c0) = self.check_states(batch, h0, c0)?;
-        if let Some(lengths) = lengths {
-            check_lengths(lengths, seq_len, batch)?;
-        }
-        let (h0, c0) = (h0.view(), c0.as_ref().map(|c| c.view()));
-        // PyTorch drops out in train() mode only: here, the forwards that keep a tape.
-        let dropout = if keep_tape {
-            self.draw_dropout(seq_len, batch)
-        } else {
-            Vec::new()
-        };
-        let tape = |inner| Tape {
-            inner,
-            seq_len,
-            batch,
-            tokens: matches!(input, CheckedInput::Tokens(_)),
-        };
-        let (out, inner) = match gpu {
-            Some(gpu) => {
-                // The GPU reads token ids as the one-hot rows they stand for.
-                let one_hot;
-                let dense = match &input {
-                    CheckedInput::Dense(x) => x.view(),
-                    CheckedInput::Tokens(ids) => {
-                        one_hot = crate::tokens::one_hot_checked(*ids, self.config.input_size);
-                        one_hot.view()
-                    }
-                };
-                let inputs = RunInputs {
-                    input: dense,
-                    h0,
-                    c0,
-                    lengths,
-                    dropout: &dropout,
-                };
-                let (out, _, gpu_tape) = T::gpu_run(&gpu, inputs, None, true)?;
-                let out = out.ok_or_else(|| RnnError::Gpu("no output read back".into()))?;
-                let gpu_tape =
-                    gpu_tape.ok_or_else(|| RnnError::Gpu("no tape from a forward".into()))?;
-                if !keep_tape {
-                    // Inference: the plan is free for the next forward at once.
-                    drop(gpu_tape);
-                    return Ok((
-                        self.api_output(out),
-                        tape(TapeInner::Cpu(StackTape::empty())),
-                    ));
-                }
-                (out, TapeInner::Gpu(gpu_tape))
-            }
-            None => {
-                let cfg = &self.config;
-                let input = match &input {
-                    CheckedInput::Dense(x) => LayerInput::Dense(x.view()),
-                    CheckedInput::Tokens(ids) => LayerInput::Tokens(*ids),
-                };
-                let workspace = &self.workspace;
-                let (out, stack) = on_thread_pool(|| {
-                    stack::forward(
-                        cfg,
-                        &self.params,
-                        input,
-                        h0,
-                        c0,
-                        lengths,
-                        dropout,
-                        workspace,
-                    )
-                });
-                if !keep_tape {
-                    // Inference: the tape's buffers go straight back to the workspace.
-                    let output = self.api_output(out);
-                    stack.recycle(&self.workspace);
-                    return Ok((output, tape(TapeInner::Cpu(StackTape::empty()))));
-                }
-                (out, TapeInner::Cpu(stack))
-            }
-        };
-        Ok((self.api_output(out), tape(inner)))
+        Ok(())
     }
 
     fn api_output(&self, out: StackOutput<T>) -> RnnOutput<T> {
@@ -587,22 +583,25 @@ impl<T: Real> Rnn<T> {
         }
     }
 
-    /// Checks input, h0 and c0; returns them seq-first with zeros for absent states.
-    fn check_inputs<'a>(
-        &self,
-        input: ArrayView3<'a, T>,
-        h0: Option<ArrayView3<'a, T>>,
-        c0: Option<ArrayView3<'a, T>>,
-    ) -> Result<CheckedInputs<'a, T>> {
-        let input = self.check_dense_input(input)?;
-        let (seq_len, batch, _) = input.dim();
-        let (h0, c0) = self.check_states(batch, h0, c0)?;
-        Ok(CheckedInputs {
+    /// The one check of every forward: input (dense or tokens), lengths, h0 and c0; returns
+    /// them seq-first with zeros for absent states.
+    /// Dropout masks are the caller's to add (training forwards only).
+    fn check_batch<'a>(&self, batch: RnnBatch<'a, T>) -> Result<StackInputs<'a, T>> {
+        let input = match batch.input {
+            RnnInput::Dense(x) => StackInput::Dense(self.check_dense_input(x)?),
+            RnnInput::Tokens(ids) => StackInput::Tokens(self.check_token_input(ids)?),
+        };
+        let (seq_len, rows) = input.seq_batch();
+        let (h0, c0) = self.check_states(rows, batch.h0, batch.c0)?;
+        if let Some(lengths) = batch.lengths {
+            check_lengths(lengths, seq_len, rows)?;
+        }
+        Ok(StackInputs {
             input,
             h0,
             c0,
-            seq_len,
-            batch,
+            lengths: batch.lengths,
+            dropout: Vec::new(),
         })
     }
 
@@ -676,57 +675,13 @@ impl<T: Real> Rnn<T> {
         Ok((h0, c0))
     }
 
-    /// BPTT from upstream gradients; `need_input_grad` adds dLoss/d input.
-    pub fn backward(
-        &self,
-        tape: Tape<T>,
-        grads: OutputGrads<'_, T>,
-        need_input_grad: bool,
-    ) -> Result<RnnGrads<T>> {
-        if need_input_grad && tape.tokens {
-            return Err(RnnError::Config(
-                "an input gradient was asked of a forward over token ids, which have none".into(),
-            ));
-        }
-        let upstream = self.check_upstream(tape.seq_len, tape.batch, grads)?;
-        let grads = match tape.inner {
-            TapeInner::Cpu(stack) => {
-                let cfg = &self.config;
-                let (g_out, g_h, g_c) = (
-                    upstream.output.view(),
-                    upstream.h_n.view(),
-                    upstream.c_n.as_ref().map(|c| c.view()),
-                );
-                on_thread_pool(|| {
-                    stack::backward(
-                        cfg,
-                        &self.params,
-                        stack,
-                        g_out,
-                        g_h,
-                        g_c,
-                        need_input_grad,
-                        &self.workspace,
-                    )
-                })
-            }
-            TapeInner::Gpu(tape) => {
-                let gpu = self
-                    .gpu_model()?
-                    .ok_or_else(|| RnnError::Config("a GPU tape given to a CPU model".into()))?;
-                T::gpu_backward(&gpu, tape, upstream.as_upstream(), need_input_grad)?
-            }
-        };
-        Ok(self.api_grads(grads))
-    }
-
     /// Checks the upstream gradients; returns them seq-first with zeros for absent ones.
     fn check_upstream<'a>(
         &self,
         seq_len: usize,
         batch: usize,
         grads: OutputGrads<'a, T>,
-    ) -> Result<CheckedUpstream<'a, T>> {
+    ) -> Result<StackUpstream<'a, T>> {
         let cfg = &self.config;
         let out_dims = (seq_len, batch, cfg.output_size());
         let grad_output = match grads.output {
@@ -755,7 +710,7 @@ impl<T: Real> Rnn<T> {
                 )));
             }
         };
-        Ok(CheckedUpstream {
+        Ok(StackUpstream {
             output: grad_output,
             h_n,
             c_n,
@@ -872,36 +827,12 @@ fn check_finite<T: Real>(name: &str, x: ArrayView3<'_, T>, axes: [&str; 3]) -> R
     })
 }
 
-/// A forward pass's input after its checks, seq-first.
-enum CheckedInput<'a, T> {
-    /// (T, B, I)
-    Dense(CowArray<'a, T, Ix3>),
-    /// (T, B)
-    Tokens(ArrayView2<'a, usize>),
-}
-
-/// Inputs after their checks: seq-first, absent states as zeros.
-struct CheckedInputs<'a, T> {
-    input: CowArray<'a, T, Ix3>,
-    h0: CowArray<'a, T, Ix3>,
-    c0: Option<CowArray<'a, T, Ix3>>,
-    seq_len: usize,
-    batch: usize,
-}
-
-/// Upstream gradients after their checks: seq-first, absent ones as zeros.
-struct CheckedUpstream<'a, T> {
-    output: CowArray<'a, T, Ix3>,
-    h_n: CowArray<'a, T, Ix3>,
-    c_n: Option<CowArray<'a, T, Ix3>>,
-}
-
-impl<T> CheckedUpstream<'_, T> {
-    fn as_upstream(&self) -> Upstream<'_, T> {
-        Upstream {
-            output: Some(self.output.view()),
-            h_n: Some(self.h_n.view()),
-            c_n: self.c_n.as_ref().map(|c| c.view()),
-        }
+/// Token ids have no gradient: asking for one is an error, not zeros.
+fn check_input_grad(need_input_grad: bool, tokens: bool) -> Result<()> {
+    if need_input_grad && tokens {
+        return Err(RnnError::Config(
+            "an input gradient was asked of a forward over token ids, which have none".into(),
+        ));
     }
+    Ok(())
 }

@@ -5,9 +5,9 @@ use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Ix1, Ix2};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use crate::Real;
 use crate::config::{ParamSpec, RnnConfig};
 use crate::conventions::{ParamKind, init_bound};
-use crate::cpu::Real;
 use crate::error::{Result, RnnError, shape_string};
 
 /// The parameters of one layer in one direction.

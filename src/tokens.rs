@@ -3,7 +3,7 @@
 
 use ndarray::{Array3, ArrayView2};
 
-use crate::cpu::Real;
+use crate::Real;
 use crate::error::{Result, RnnError};
 
 /// Every id in 0..`vocab`, else an error naming the first one outside and where it is.

@@ -10,7 +10,7 @@ use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rnn_wgpu::optim::{Adam, Optimizer, Sgd, clip_and_step};
-use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig};
+use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig, SyncState};
 
 fn random3(rng: &mut StdRng, dims: (usize, usize, usize)) -> Array3<f32> {
     Array3::from_shape_simple_fn(dims, || rng.random_range(-1.0f32..1.0))
@@ -82,14 +82,22 @@ fn device_adamw_steps_equal_the_host_ones() {
     let mut gpu = cpu.clone().with_gpu(ctx).unwrap();
     let mut rng = StdRng::seed_from_u64(6);
     let mut adam = Adam::adamw(1e-2, 0.1);
+    // The device's steps take only hyperparameters: this one's step count stays 0, and the
+    // device's bias correction must still follow steps 1, 2, 3, 4 as the host's does.
+    let hyper = Adam::adamw(1e-2, 0.1);
     let clip = 0.5; // below every step's norm here, so the clip factor is exercised
-    for step in 1..=4u64 {
+    for _ in 0..4 {
         let x = random3(&mut rng, (6, 3, 5));
         let gy = random3(&mut rng, (6, 3, 16));
         let factor = host_step_and_device_grads(&mut cpu, &gpu, &mut adam, &x, &gy, clip);
-        // The host's AdamW, its step count already at this step.
-        assert_eq!(adam.step, step);
-        gpu.adam_step_on_device(&adam, factor).unwrap();
+        gpu.adam_step_on_device(&hyper, factor).unwrap();
+    }
+    assert_eq!(hyper.step, 0);
+    let moments = gpu.device_moments().unwrap().expect("stepped there");
+    assert_eq!(moments.adam_steps, 4);
+    for (k, (device, host)) in moments.m.iter().zip(&adam.m).enumerate() {
+        let err = max_abs_diff(device, host);
+        assert!(err < 1e-4, "first moment {k} differs by {err:e}");
     }
     // The device's forward uses the stepped parameters (and W_hh's transposed copy).
     let x = random3(&mut rng, (4, 2, 5));
@@ -121,10 +129,11 @@ fn device_sgd_momentum_steps_equal_the_host_ones() {
     }
     assert_same_params(&mut gpu, &cpu);
     // The momentum buffers themselves, read back, equal the host's.
-    let (m, _) = gpu
+    let m = gpu
         .device_moments()
         .unwrap()
-        .expect("stepped on the device");
+        .expect("stepped on the device")
+        .m;
     for (k, (device, host)) in m.iter().zip(&sgd.buffers).enumerate() {
         let err = max_abs_diff(device, host);
         assert!(err < 1e-4, "momentum buffer {k} differs by {err:e}");
@@ -142,12 +151,22 @@ fn a_model_with_newer_parameters_on_the_device_refuses_to_be_rebuilt_from_the_ho
     let (_, tape) = gpu.forward_train(x.view(), None, None).unwrap();
     gpu.backward_on_device(tape, OutputGrads::default())
         .unwrap();
-    let mut adam = Adam::new(1e-2);
-    adam.step = 1;
-    gpu.adam_step_on_device(&adam, 1.0).unwrap();
+    assert_eq!(gpu.sync_state(), Some(SyncState::Current));
+    gpu.adam_step_on_device(&Adam::new(1e-2), 1.0).unwrap();
+    assert_eq!(gpu.sync_state(), Some(SyncState::DeviceChanged));
     let err = gpu.clone().with_backend(Backend::Cpu).unwrap_err();
     assert!(err.to_string().contains("sync_params"), "{err}");
+    // Changing the host copy now leaves two newer copies: the device one refuses to run.
+    let mut both = gpu.clone();
+    let _ = gpu.params_mut();
+    assert_eq!(gpu.sync_state(), Some(SyncState::BothChanged));
+    let err = gpu.forward(x.view(), None, None).unwrap_err();
+    assert!(err.to_string().contains("sync_params"), "{err}");
     gpu.sync_params().unwrap();
+    assert_eq!(gpu.sync_state(), Some(SyncState::Current));
+    // A clone made while the device was ahead cannot build a device copy of its own.
+    assert!(both.forward(x.view(), None, None).is_err());
+    assert!(both.sync_params().is_err());
     assert!(gpu.with_backend(Backend::Cpu).is_ok());
     // And on the CPU backend there is no device to step on.
     let cpu = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 3, 4), 0).unwrap();

@@ -19,7 +19,7 @@ fn random3<T: rand::distr::uniform::SampleUniform + From<f32>>(
 }
 
 /// A one-layer model holding `cell` of `config` (the layer's input size given).
-fn one_layer<T: rnn_wgpu::cpu::Real>(
+fn one_layer<T: rnn_wgpu::Real>(
     config: &RnnConfig,
     input_size: usize,
     cell: &CellParams<T>,

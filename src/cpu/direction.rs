@@ -24,11 +24,13 @@ use std::ops::Range;
 
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, s};
 
-use super::matmul::matmul;
 use super::step_product::StepWeights;
 use super::team::{Shared, StepBarrier, Team};
-use super::{Real, Workspace, gru_cell, lstm_cell, rnn_cell, simd};
+use super::{Workspace, gru_cell, lstm_cell, rnn_cell};
+use crate::Real;
 use crate::conventions::Mode;
+use crate::math::matmul::matmul;
+use crate::math::simd;
 use crate::params::CellParams;
 
 /// What one direction of one layer keeps from its forward pass for BPTT.
@@ -481,34 +483,29 @@ pub struct InitialStateGrads<T> {
     pub c0: Option<Array2<T>>,
 }
 
-/// What BPTT reads from outside the tape.
-struct Upstream<'a, T> {
-    /// (T, B, H), any strides
-    grad_output: ArrayView3<'a, T>,
+/// What BPTT through one direction reads from outside its tape.
+pub struct DirectionUpstream<'a, T> {
+    /// (T, B, H), any strides: dLoss/d this direction's output
+    pub grad_output: ArrayView3<'a, T>,
     /// (B, H)
-    grad_h_n: ArrayView2<'a, T>,
-    /// (B, H)
-    grad_c_n: Option<ArrayView2<'a, T>>,
-    lengths: Option<&'a [usize]>,
+    pub grad_h_n: ArrayView2<'a, T>,
+    /// (B, H), LSTM only
+    pub grad_c_n: Option<ArrayView2<'a, T>>,
+    /// (B): those the forward pass ran with
+    pub lengths: Option<&'a [usize]>,
 }
 
 /// BPTT through one direction. Consumes the tape (its gate buffer holds the gate gradients).
 /// input: what the forward pass read; a token input has no input gradient (`grad_input` must be
-/// `None`); grad_output (T, B, H): dLoss/d output (any
-/// strides); grad_h_n, grad_c_n (B, H); grads: this cell's parameter gradients, overwritten;
-/// grad_input (T*B, in): dLoss/d input, accumulated into when given; lengths (B): those the
-/// forward pass ran with.
-#[allow(clippy::too_many_arguments)]
+/// `None`); grads: this cell's parameter gradients, overwritten; grad_input (T*B, in):
+/// dLoss/d input, accumulated into when given.
 pub fn backward<T: Real>(
     params: &CellParams<T>,
     mut tape: DirectionTape<T>,
     input: LayerInput<'_, T>,
-    grad_output: ArrayView3<'_, T>,
-    grad_h_n: ArrayView2<'_, T>,
-    grad_c_n: Option<ArrayView2<'_, T>>,
+    upstream: DirectionUpstream<'_, T>,
     grads: &mut CellParams<T>,
     grad_input: Option<ArrayViewMut2<'_, T>>,
-    lengths: Option<&[usize]>,
     workspace: &Workspace<T>,
 ) -> InitialStateGrads<T> {
     let (seq, batch) = input.seq_batch();
@@ -526,12 +523,6 @@ pub fn backward<T: Real>(
         seq,
         batch,
         hidden,
-    };
-    let upstream = Upstream {
-        grad_output,
-        grad_h_n,
-        grad_c_n,
-        lengths,
     };
     let team = Team::for_recurrence(hidden, seq * batch * params.weight_hh.len());
     let carries = {
@@ -642,7 +633,7 @@ fn backward_steps<T: Real>(
     shape: &Shape,
     params: &CellParams<T>,
     buffers: &BackwardBuffers<'_, T>,
-    upstream: &Upstream<'_, T>,
+    upstream: &DirectionUpstream<'_, T>,
     units: Range<usize>,
     barrier: &StepBarrier,
 ) -> (Array2<T>, Option<Array2<T>>) {

@@ -3,7 +3,7 @@
 //!   r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
 //! where x_* = W_i* x + b_i* and h_* = W_h* h + b_h* (PyTorch keeps b_hn inside the r product).
 
-use super::Real;
+use crate::Real;
 
 /// One step of a run of units.
 /// [r, z, n] (n each): x projections in, activated gates out; [h_r, h_z, h_n] (n each): the

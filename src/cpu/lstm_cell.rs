@@ -4,7 +4,7 @@
 //!
 //! Inlined into the caller's SIMD dispatch, so the loops over units compile to vector code.
 
-use super::Real;
+use crate::Real;
 
 /// One step of a run of units.
 /// [i, f, g, o] (n each): x projections in, activated gates out (kept for BPTT);

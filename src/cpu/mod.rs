@@ -1,21 +1,18 @@
 //! The CPU reference path on ndarray: PyTorch's mathematics exactly, and fast enough to be the
 //! CPU backend. Every GPU result is checked against it.
 
-mod activations;
 mod direction;
+mod engine;
 mod gru_cell;
 mod lstm_cell;
-pub mod matmul;
-mod real;
 mod rnn_cell;
-mod simd;
-pub mod stack;
+mod stack;
 mod step_product;
 pub(crate) mod team;
 mod workspace;
 
-pub use activations::exp_in_place;
-pub use real::{GpuRun, Real};
+pub use engine::CpuEngine;
+pub use stack::StackTape;
 pub use workspace::Workspace;
 
 /// Runs `work` on a thread of rayon's global pool, so that the matrix products it starts split

@@ -2,7 +2,7 @@
 //! row: every slice is those units' values.
 //!   h' = act(W_ih x + b_ih + W_hh h + b_hh)
 
-use super::Real;
+use crate::Real;
 
 /// pre (n): the x projection in, h' out (kept for BPTT); h_proj (n): the h projection added
 /// to it; h_next (n): written with h'.

@@ -1,23 +1,14 @@
 //! A stack of layers, each with one or two directions: forward with a tape, and BPTT through it.
 
-use ndarray::{Array2, Array3, ArrayView3, Axis, s};
+use ndarray::{Array2, Array3, Axis, s};
 
+use super::Workspace;
 pub use super::direction::LayerInput;
-use super::direction::{self, DirectionTape};
-use super::{Real, Workspace};
+use super::direction::{self, DirectionTape, DirectionUpstream};
+use crate::Real;
 use crate::config::RnnConfig;
+use crate::engine::{StackGrads, StackInput, StackInputs, StackOutput, StackUpstream};
 use crate::params::RnnParams;
-
-/// What the forward pass of the whole stack returns.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StackOutput<T> {
-    /// (T, B, D*H): the last layer's hidden state at every step, directions side by side
-    pub output: Array3<T>,
-    /// (L*D, B, H)
-    pub h_n: Array3<T>,
-    /// (L*D, B, H), LSTM only
-    pub c_n: Option<Array3<T>>,
-}
 
 /// The first layer's input, kept for the backward pass.
 enum FirstInput<T> {
@@ -66,34 +57,21 @@ impl<T: Real> StackTape<T> {
     }
 }
 
-/// Gradients of everything the forward pass read.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StackGrads<T> {
-    /// (T, B, I), when asked for
-    pub input: Option<Array3<T>>,
-    /// (L*D, B, H)
-    pub h0: Array3<T>,
-    /// (L*D, B, H), LSTM only
-    pub c0: Option<Array3<T>>,
-    pub params: RnnParams<T>,
-}
-
-/// input (T, B, I) or (T, B) tokens in 0..I; h0, c0 (L*D, B, H); lengths (B), each in 1..=T,
-/// for a variable-length batch: outputs past a row's length are zero and h_n, c_n are each
-/// row's own last state. dropout: empty, or one (T, B, D*H) mask per layer but the last, which
-/// multiplies that layer's output on its way up (`crate::dropout`). Shapes and token ranges are
-/// checked by the caller.
-#[allow(clippy::too_many_arguments)]
+/// A forward of the stack with the tape BPTT needs (`StackInputs` says what each input is).
+/// Shapes and token ranges are checked by the caller.
 pub fn forward<T: Real>(
     config: &RnnConfig,
     params: &RnnParams<T>,
-    input: LayerInput<'_, T>,
-    h0: ArrayView3<'_, T>,
-    c0: Option<ArrayView3<'_, T>>,
-    lengths: Option<&[usize]>,
-    dropout: Vec<Array3<T>>,
+    inputs: StackInputs<'_, T>,
     workspace: &Workspace<T>,
 ) -> (StackOutput<T>, StackTape<T>) {
+    let StackInputs {
+        input,
+        h0,
+        c0,
+        lengths,
+        dropout,
+    } = inputs;
     let (seq, batch) = input.seq_batch();
     let (hidden, dirs) = (config.hidden_size, config.directions());
     let states = config.num_layers * dirs;
@@ -103,13 +81,14 @@ pub fn forward<T: Real>(
         .has_cell_state()
         .then(|| Array3::zeros((states, batch, hidden)));
     let first_input = match input {
-        LayerInput::Dense(x) => {
+        StackInput::Dense(x) => {
             let mut copy = workspace.overwritable(x.dim());
             copy.assign(&x);
             FirstInput::Dense(copy)
         }
-        LayerInput::Tokens(ids) => FirstInput::Tokens(ids.to_owned()),
+        StackInput::Tokens(ids) => FirstInput::Tokens(ids.to_owned()),
     };
+    let (h0, c0) = (h0.view(), c0.as_ref().map(|c| c.view()));
     let mut upper_inputs: Vec<Array3<T>> = Vec::with_capacity(config.num_layers);
     let mut directions = Vec::with_capacity(states);
     for layer in 0..config.num_layers {
@@ -172,19 +151,21 @@ fn layer_input<'a, T>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// BPTT through the stack. A token input has no input gradient: `need_input_grad` must then be
-/// false. grad_output (T, B, D*H); grad_h_n, grad_c_n (L*D, B, H).
+/// false.
 pub fn backward<T: Real>(
     config: &RnnConfig,
     params: &RnnParams<T>,
     tape: StackTape<T>,
-    grad_output: ArrayView3<'_, T>,
-    grad_h_n: ArrayView3<'_, T>,
-    grad_c_n: Option<ArrayView3<'_, T>>,
+    upstream: StackUpstream<'_, T>,
     need_input_grad: bool,
     workspace: &Workspace<T>,
 ) -> StackGrads<T> {
+    let (grad_output, grad_h_n, grad_c_n) = (
+        upstream.output.view(),
+        upstream.h_n.view(),
+        upstream.c_n.as_ref().map(|c| c.view()),
+    );
     let StackTape {
         first_input,
         upper_inputs,
@@ -215,16 +196,19 @@ pub fn backward<T: Real>(
         for dir in (0..dirs).rev() {
             let k = layer * dirs + dir;
             let tape = directions.pop().expect("one tape per layer and direction");
+            let upstream = DirectionUpstream {
+                grad_output: grad_above.slice(s![.., .., dir * hidden..(dir + 1) * hidden]),
+                grad_h_n: grad_h_n.index_axis(Axis(0), k),
+                grad_c_n: grad_c_n.map(|g| g.index_axis_move(Axis(0), k)),
+                lengths: lengths.as_deref(),
+            };
             let initial = direction::backward(
                 params.cell(config, layer, dir),
                 tape,
                 x,
-                grad_above.slice(s![.., .., dir * hidden..(dir + 1) * hidden]),
-                grad_h_n.index_axis(Axis(0), k),
-                grad_c_n.map(|g| g.index_axis_move(Axis(0), k)),
+                upstream,
                 &mut grads.cells[k],
                 grad_x.as_mut().map(|g| g.view_mut()),
-                lengths.as_deref(),
                 workspace,
             );
             h0.index_axis_mut(Axis(0), k).assign(&initial.h0);
@@ -282,29 +266,24 @@ mod tests {
         let lengths = [6, 3, 1, 5];
         let workspace = Workspace::new();
         with_forced_parties(parties, || {
-            let (out, tape) = forward(
-                config,
-                &params,
-                LayerInput::Dense(x.view()),
-                h0.view(),
-                config.mode.has_cell_state().then(|| c0.view()),
-                Some(&lengths),
-                Vec::new(),
-                &workspace,
-            );
+            let inputs = StackInputs {
+                lengths: Some(&lengths),
+                ..StackInputs::dense(
+                    x.view(),
+                    h0.view(),
+                    config.mode.has_cell_state().then(|| c0.view()),
+                )
+            };
+            let (out, tape) = forward(config, &params, inputs, &workspace);
             let grad_out = out.output.mapv(|v| (3.0 * v).cos());
             let grad_h_n = out.h_n.mapv(|v| v - 0.25);
             let grad_c_n = out.c_n.as_ref().map(|c| c.mapv(|v| 0.5 * v + 0.1));
-            let grads = backward(
-                config,
-                &params,
-                tape,
+            let upstream = StackUpstream::of(
                 grad_out.view(),
                 grad_h_n.view(),
                 grad_c_n.as_ref().map(|g| g.view()),
-                true,
-                &workspace,
             );
+            let grads = backward(config, &params, tape, upstream, true, &workspace);
             let mut all: Vec<f64> = out.output.iter().chain(&out.h_n).copied().collect();
             all.extend(out.c_n.iter().flatten());
             all.extend(grads.input.iter().flatten());

@@ -11,8 +11,8 @@ use std::any::TypeId;
 
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 
-use super::Real;
-use super::matmul::matmul_serial;
+use crate::Real;
+use crate::math::matmul::matmul_serial;
 
 /// Columns per packed panel: two AVX registers of f32.
 const PANEL: usize = 16;

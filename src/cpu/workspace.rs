@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use ndarray::{Array, Dimension, ShapeBuilder};
 
-use super::Real;
+use crate::Real;
 
 /// Keep at most this many idle buffers: enough for every tape of a deep bidirectional stack.
 const MAX_IDLE: usize = 64;

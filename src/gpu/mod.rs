@@ -3,6 +3,7 @@
 
 mod buffers;
 mod context;
+mod engine;
 mod kernels;
 mod model;
 mod optimizer;
@@ -10,9 +11,11 @@ mod params;
 mod plan;
 mod plan_cache;
 mod stream;
+mod submission;
 
 pub use context::{ADAPTER_ENV, GpuContext, list_adapters, quiet_window_system};
 pub use kernels::Kernel;
-pub use model::{GpuModel, GpuStats, GpuTape, RunInputs, Upstream};
+pub use model::{GpuModel, GpuRun, GpuStats, GpuTape};
+pub use optimizer::DeviceMoments;
 pub use plan::{DispatchCount, FORWARD_ENV, ForwardVariant, MAX_PERSISTENT_HIDDEN};
 pub use plan_cache::{DEFAULT_PLAN_BOUND, PlanLease};

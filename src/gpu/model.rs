@@ -1,19 +1,21 @@
 //! A recurrent stack on the GPU: parameters resident, one plan per (T, B), ndarray in and out.
 
+use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex};
 
-use ndarray::{Array3, ArrayView3};
+use ndarray::{Array1, Array2, Array3, ArrayView3};
 
-use super::buffers::{Precision, Readback};
 use super::context::GpuContext;
-use super::optimizer::DeviceAdam;
+use super::optimizer::DeviceOptimizerState;
 use super::params::GpuParams;
 use super::plan::{DispatchCount, ForwardVariant, Plan};
 use super::plan_cache::{PlanCache, PlanLease};
+use super::submission::{ReadBack, ReadSlot, Submission};
+use crate::Real;
 use crate::config::RnnConfig;
-use crate::cpu::stack::{StackGrads, StackOutput};
+use crate::engine::{StackGrads, StackInput, StackInputs, StackOutput, StackUpstream};
 use crate::error::{Result, RnnError};
-use crate::params::RnnParams;
+use crate::params::{CellParams, RnnParams};
 
 /// The stack's parameters and plans on one device.
 pub struct GpuModel {
@@ -21,7 +23,7 @@ pub struct GpuModel {
     config: RnnConfig,
     pub(super) params: GpuParams,
     /// Adam moments for steps on the device, made on the first one.
-    pub(super) adam: Mutex<Option<DeviceAdam>>,
+    pub(super) optimizer: Mutex<Option<DeviceOptimizerState>>,
     /// Plans per (T, B), leased to the tapes and streams that need theirs kept.
     plans: Mutex<PlanCache>,
     /// Forces the forward kernels instead of the per-shape choice.
@@ -58,61 +60,63 @@ pub struct GpuTape {
     lease: PlanLease,
 }
 
-/// What a forward reads, seq-first and already checked.
-#[derive(Clone, Copy, Debug)]
-pub struct RunInputs<'a, T = f32> {
-    /// (T, B, I)
-    pub input: ArrayView3<'a, T>,
-    /// (L*D, B, H)
-    pub h0: ArrayView3<'a, T>,
-    /// (L*D, B, H), LSTM only
-    pub c0: Option<ArrayView3<'a, T>>,
-    /// (B), each in 1..=T, for a variable-length batch
-    pub lengths: Option<&'a [usize]>,
-    /// Empty, or one (T, B, D*H) mask per layer but the last (`crate::dropout`)
-    pub dropout: &'a [Array3<T>],
+/// What one submission of a forward (and BPTT) returns: outputs and gradients when read back,
+/// the tape of a forward asked to keep one.
+pub struct GpuRun<T> {
+    pub output: Option<StackOutput<T>>,
+    pub grads: Option<StackGrads<T>>,
+    pub tape: Option<GpuTape>,
 }
 
-impl<'a, T> RunInputs<'a, T> {
-    /// A full-length batch with no dropout.
-    pub fn new(
-        input: ArrayView3<'a, T>,
-        h0: ArrayView3<'a, T>,
-        c0: Option<ArrayView3<'a, T>>,
-    ) -> Self {
-        RunInputs {
-            input,
-            h0,
-            c0,
-            lengths: None,
-            dropout: &[],
-        }
+/// Host values as the kernels read them: f32.
+fn flat<T: Real>(x: ArrayView3<'_, T>) -> Vec<f32> {
+    x.iter().map(|v| v.to_f32().unwrap_or(f32::NAN)).collect()
+}
+
+/// Read-back values as the model's element type; f32, the only one a `GpuModel` is made for,
+/// moves through without a copy.
+fn host_vec<T: Real>(values: Vec<f32>) -> Vec<T> {
+    match (Box::new(values) as Box<dyn Any>).downcast::<Vec<T>>() {
+        Ok(same) => *same,
+        Err(values) => values
+            .downcast::<Vec<f32>>()
+            .expect("read back as f32")
+            .into_iter()
+            .map(|v| T::from(v).unwrap_or_else(T::nan))
+            .collect(),
     }
 }
 
-/// Upstream gradients, seq-first; `None` is zeros.
-pub struct Upstream<'a, T = f32> {
-    /// (T, B, D*H)
-    pub output: Option<ArrayView3<'a, T>>,
-    /// (L*D, B, H)
-    pub h_n: Option<ArrayView3<'a, T>>,
-    /// (L*D, B, H)
-    pub c_n: Option<ArrayView3<'a, T>>,
-}
-
-fn flat(x: ArrayView3<'_, f32>) -> Vec<f32> {
-    x.iter().copied().collect()
+/// (T, B, I) values of the first layer's input; token ids become the one-hot rows they stand
+/// for (the GPU multiplies by them).
+fn input_values<T: Real>(input: &StackInput<'_, T>, vocab: usize) -> Vec<f32> {
+    match input {
+        StackInput::Dense(x) => flat(x.view()),
+        StackInput::Tokens(ids) => {
+            let mut values = vec![0.0f32; ids.len() * vocab];
+            for (row, &id) in ids.iter().enumerate() {
+                values[row * vocab + id] = 1.0;
+            }
+            values
+        }
+    }
 }
 
 impl GpuModel {
     /// Uploads `params`; with `f16`, for inference in f16 (the adapter must have
     /// SHADER_F16: see `GpuContext::has_f16`).
-    pub fn new(
+    pub fn new<T: Real>(
         ctx: Arc<GpuContext>,
         config: &RnnConfig,
-        params: &RnnParams<f32>,
+        params: &RnnParams<T>,
         f16: bool,
     ) -> Result<Self> {
+        if TypeId::of::<T>() != TypeId::of::<f32>() {
+            return Err(RnnError::Unsupported(format!(
+                "{} on the GPU (the kernels compute in f32)",
+                T::NAME
+            )));
+        }
         if f16 && !ctx.has_f16() {
             return Err(RnnError::Unsupported(format!(
                 "f16 on {} (the adapter has no SHADER_F16)",
@@ -124,7 +128,7 @@ impl GpuModel {
             ctx,
             config: config.clone(),
             params: gpu_params,
-            adam: Mutex::new(None),
+            optimizer: Mutex::new(None),
             plans: Mutex::new(PlanCache::new()),
             forward_override: Mutex::new(None),
             stats: Mutex::default(),
@@ -153,7 +157,7 @@ impl GpuModel {
     }
 
     /// Re-uploads parameters changed on the host.
-    pub fn update_params(&self, params: &RnnParams<f32>) {
+    pub fn update_params<T: Real>(&self, params: &RnnParams<T>) {
         self.params.update(&self.ctx, params);
     }
 
@@ -186,11 +190,20 @@ impl GpuModel {
         &self.config
     }
 
-    pub(super) fn count_submission(&self) {
-        self.stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .submissions += 1;
+    /// Counts a submission; `dispatches` and `variant` are what a forward or BPTT recorded.
+    pub(super) fn count_submission(
+        &self,
+        dispatches: Option<DispatchCount>,
+        variant: Option<ForwardVariant>,
+    ) {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.submissions += 1;
+        if let Some(dispatches) = dispatches {
+            stats.last = dispatches;
+        }
+        if variant.is_some() {
+            stats.forward_variant = variant;
+        }
     }
 
     pub fn stats(&self) -> GpuStats {
@@ -223,157 +236,147 @@ impl GpuModel {
     ) -> Result<R> {
         self.plans().with_leased(lease, f)
     }
+}
 
-    /// Forward pass; with `upstream`, BPTT too, in the same single submission.
-    pub fn run(
+/// Where a run's outputs will be in its read-back.
+struct OutputSlots {
+    output: ReadSlot,
+    h_n: ReadSlot,
+    c_n: Option<ReadSlot>,
+}
+
+/// Where a BPTT's gradients will be in its read-back; `params` per cell: W_ih, W_hh and, with
+/// biases, b_ih, b_hh.
+struct GradSlots {
+    h0: ReadSlot,
+    c0: Option<ReadSlot>,
+    input: Option<ReadSlot>,
+    params: Vec<[Option<ReadSlot>; 4]>,
+}
+
+impl GpuModel {
+    /// Forward pass; with `upstream` (and whether to give the input gradient), BPTT too, in the
+    /// same single submission. `keep_tape`: a forward without BPTT keeps its plan for the tape
+    /// it returns. Without `read_back` nothing is read and the call waits for the device.
+    pub fn run<T: Real>(
         &self,
-        inputs: RunInputs<'_>,
-        upstream: Option<(Upstream<'_>, bool)>,
+        inputs: &StackInputs<'_, T>,
+        upstream: Option<(StackUpstream<'_, T>, bool)>,
+        keep_tape: bool,
         read_back: bool,
-    ) -> Result<crate::cpu::GpuRun<f32>> {
-        let RunInputs {
-            input,
-            h0,
-            c0,
-            lengths,
-            dropout,
-        } = inputs;
-        let (seq, batch, _) = input.dim();
-        let ctx = &self.ctx;
-        if self.params.f16 && upstream.is_some() {
-            return Err(RnnError::Unsupported(
-                "training an f16 model (f16 is for inference)".into(),
-            ));
+    ) -> Result<GpuRun<T>> {
+        let (seq, batch) = inputs.seq_batch();
+        if self.params.f16 && (upstream.is_some() || keep_tape) {
+            return Err(f16_training());
         }
-        let steps: Vec<u32> = match lengths {
-            Some(lengths) => lengths.iter().map(|&len| len as u32).collect(),
-            None => vec![seq as u32; batch],
-        };
-        // A forward without BPTT keeps its plan for the tape it returns.
-        let keep_tape = upstream.is_none();
-        let ((out, grads), lease) = self.with_plan(seq, batch, keep_tape, |plan| {
-            ctx.write_in(&plan.input, &flat(input), plan.activations);
-            ctx.write_u32(&plan.lengths, &steps);
-            ctx.write(&plan.h0, &flat(h0));
-            if let Some(c0) = c0 {
-                ctx.write(&plan.c0, &flat(c0));
-            }
-            self.write_masks(plan, dropout)?;
-            let mut encoder = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("rnn step"),
-                });
-            let forward = ctx.checked("recording the forward pass", || {
-                plan.record_forward(ctx, &mut encoder)
-            })??;
-            let mut backward = 0;
+        let lease = keep_tape && upstream.is_none();
+        let ((output, grads), lease) = self.with_plan(seq, batch, lease, |plan| {
+            self.write_inputs(plan, inputs)?;
             let need_input_grad = upstream.as_ref().is_some_and(|(_, need)| *need);
+            let mut submission = Submission::new(&self.ctx, "rnn step");
+            let forward = submission.record("recording the forward pass", |ctx, encoder| {
+                plan.record_forward(ctx, encoder)
+            })?;
+            let mut backward = 0;
             if let Some((grads, _)) = &upstream {
                 self.write_upstream(plan, grads);
-                backward = ctx.checked("recording the backward pass", || {
-                    plan.record_backward(ctx, &mut encoder, need_input_grad)
-                })??;
+                backward = submission.record("recording the backward pass", |ctx, encoder| {
+                    plan.record_backward(ctx, encoder, need_input_grad)
+                })?;
             }
-            let reads = if read_back {
-                self.readback_list(plan, upstream.is_some(), need_input_grad)
-            } else {
-                Vec::new()
-            };
-            let staging = ctx.stage_copies(&mut encoder, &reads)?;
-            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
-            {
-                let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-                stats.submissions += 1;
-                stats.last = DispatchCount { forward, backward };
-                stats.forward_variant = Some(plan.forward_variant);
-            }
-            if !read_back {
-                ctx.wait()?;
+            let slots = read_back.then(|| {
+                let outputs = self.read_outputs(&mut submission, plan);
+                let grads = upstream
+                    .is_some()
+                    .then(|| self.read_grads(&mut submission, plan, need_input_grad));
+                (outputs, grads)
+            });
+            let mut values = submission.submit_and_wait("submitting")?;
+            let dispatches = DispatchCount { forward, backward };
+            self.count_submission(Some(dispatches), Some(plan.forward_variant));
+            let Some((outputs, grads)) = slots else {
                 return Ok((None, None));
-            }
-            let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
-            let (out, grads) =
-                self.unpack(&mut values, seq, batch, upstream.is_some(), need_input_grad);
-            Ok((Some(out), grads))
+            };
+            let output = self.unpack_outputs(&mut values, outputs, seq, batch);
+            let grads = grads.map(|slots| self.unpack_grads(&mut values, slots, seq, batch));
+            Ok((Some(output), grads))
         })?;
         let tape = lease.map(|lease| GpuTape { seq, batch, lease });
-        Ok((out, grads, tape))
+        Ok(GpuRun {
+            output,
+            grads,
+            tape,
+        })
     }
 
-    /// BPTT through the forward that made `tape`, in one submission.
-    pub fn backward(
+    /// BPTT through the forward that made `tape`, in one submission; every gradient read back.
+    pub fn backward<T: Real>(
         &self,
         tape: GpuTape,
-        upstream: Upstream<'_>,
+        upstream: StackUpstream<'_, T>,
         need_input_grad: bool,
-    ) -> Result<StackGrads<f32>> {
+    ) -> Result<StackGrads<T>> {
         let grads = self.record_backward(tape, upstream, Some(need_input_grad))?;
         Ok(grads.expect("read back when asked"))
     }
 
-    /// BPTT through the forward that made `tape`, every gradient left on the device (for
-    /// `adam_step`); nothing is read back.
-    pub fn backward_in_place(&self, tape: GpuTape, upstream: Upstream<'_>) -> Result<()> {
+    /// BPTT through the forward that made `tape`, every gradient left on the device (for the
+    /// device optimizers); nothing is read back.
+    pub fn backward_in_place(&self, tape: GpuTape, upstream: StackUpstream<'_, f32>) -> Result<()> {
         self.record_backward(tape, upstream, None).map(drop)
     }
 
     /// One submission of BPTT; `read_back`: whether to read every gradient back, with the
     /// input gradient or not.
-    fn record_backward(
+    fn record_backward<T: Real>(
         &self,
         tape: GpuTape,
-        upstream: Upstream<'_>,
+        upstream: StackUpstream<'_, T>,
         read_back: Option<bool>,
-    ) -> Result<Option<StackGrads<f32>>> {
+    ) -> Result<Option<StackGrads<T>>> {
         if self.params.f16 {
-            return Err(RnnError::Unsupported(
-                "training an f16 model (f16 is for inference)".into(),
-            ));
+            return Err(f16_training());
         }
-        let ctx = &self.ctx;
         let need_input_grad = read_back.unwrap_or(false);
         // The tape is consumed: its plan is free for reuse once this returns.
         self.with_leased(&tape.lease, |plan| {
             self.write_upstream(plan, &upstream);
-            let mut encoder = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("rnn backward"),
-                });
-            let backward = ctx.checked("recording the backward pass", || {
-                plan.record_backward(ctx, &mut encoder, need_input_grad)
-            })??;
-            let reads = match read_back {
-                Some(_) => self.grad_list(plan, need_input_grad),
-                None => Vec::new(),
+            let mut submission = Submission::new(&self.ctx, "rnn backward");
+            let backward = submission.record("recording the backward pass", |ctx, encoder| {
+                plan.record_backward(ctx, encoder, need_input_grad)
+            })?;
+            let slots = read_back.map(|_| self.read_grads(&mut submission, plan, need_input_grad));
+            let mut values = submission.submit("submitting")?;
+            let dispatches = DispatchCount {
+                forward: 0,
+                backward,
             };
-            let staging = ctx.stage_copies(&mut encoder, &reads)?;
-            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
-            {
-                let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-                stats.submissions += 1;
-                stats.last = DispatchCount {
-                    forward: 0,
-                    backward,
-                };
-            }
-            if read_back.is_none() {
-                return Ok(None);
-            }
-            let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
-            Ok(Some(self.unpack_grads(
-                &mut values,
-                tape.seq,
-                tape.batch,
-                need_input_grad,
-            )))
+            self.count_submission(Some(dispatches), None);
+            Ok(slots.map(|slots| self.unpack_grads(&mut values, slots, tape.seq, tape.batch)))
         })
+    }
+
+    /// Writes what a forward reads into `plan`'s buffers.
+    fn write_inputs<T: Real>(&self, plan: &mut Plan, inputs: &StackInputs<'_, T>) -> Result<()> {
+        let ctx = &self.ctx;
+        let (seq, batch) = inputs.seq_batch();
+        let steps: Vec<u32> = match inputs.lengths {
+            Some(lengths) => lengths.iter().map(|&len| len as u32).collect(),
+            None => vec![seq as u32; batch],
+        };
+        let input = input_values(&inputs.input, self.config.input_size);
+        ctx.write_in(&plan.input, &input, plan.activations);
+        ctx.write_u32(&plan.lengths, &steps);
+        ctx.write(&plan.h0, &flat(inputs.h0.view()));
+        if let Some(c0) = &inputs.c0 {
+            ctx.write(&plan.c0, &flat(c0.view()));
+        }
+        self.write_masks(plan, &inputs.dropout)
     }
 
     /// The training draw's masks, or ones for a forward without dropout (written once).
     /// masks: empty or one (T, B, D*H) per layer but the last
-    fn write_masks(&self, plan: &mut Plan, masks: &[Array3<f32>]) -> Result<()> {
+    fn write_masks<T: Real>(&self, plan: &mut Plan, masks: &[Array3<T>]) -> Result<()> {
         if masks.is_empty() {
             if !plan.dropout.is_empty() && !plan.masks_are_ones {
                 let ones = vec![1.0f32; plan.seq * plan.batch * self.config.output_size()];
@@ -399,134 +402,141 @@ impl GpuModel {
         Ok(())
     }
 
-    fn write_upstream(&self, plan: &Plan, upstream: &Upstream<'_>) {
+    fn write_upstream<T: Real>(&self, plan: &Plan, upstream: &StackUpstream<'_, T>) {
         let ctx = &self.ctx;
-        let zeros = |len: usize| vec![0.0f32; len];
-        let cfg = &self.config;
-        let out_len = plan.seq * plan.batch * cfg.output_size();
-        let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
-        ctx.write(
-            &plan.grad_output,
-            &upstream.output.map(flat).unwrap_or_else(|| zeros(out_len)),
-        );
-        ctx.write(
-            &plan.grad_h_n,
-            &upstream.h_n.map(flat).unwrap_or_else(|| zeros(state_len)),
-        );
-        if cfg.mode.has_cell_state() {
-            ctx.write(
-                &plan.grad_c_n,
-                &upstream.c_n.map(flat).unwrap_or_else(|| zeros(state_len)),
-            );
+        ctx.write(&plan.grad_output, &flat(upstream.output.view()));
+        ctx.write(&plan.grad_h_n, &flat(upstream.h_n.view()));
+        if let Some(c_n) = &upstream.c_n {
+            ctx.write(&plan.grad_c_n, &flat(c_n.view()));
         }
     }
 
-    /// Buffers to read after a run, in the order `unpack` takes them.
-    fn readback_list<'p>(
+    /// (L*D * B * H): the values of a state for a batch of `batch`.
+    fn state_len(&self, batch: usize) -> usize {
+        let cfg = &self.config;
+        cfg.num_layers * cfg.directions() * batch * cfg.hidden_size
+    }
+
+    /// Asks `submission` for the output and final states.
+    fn read_outputs<'p>(&self, submission: &mut Submission<'_, 'p>, plan: &'p Plan) -> OutputSlots {
+        let output = plan.outputs.last().expect("at least one layer");
+        let output_len = plan.seq * plan.batch * self.config.output_size();
+        let state_len = self.state_len(plan.batch);
+        OutputSlots {
+            output: submission.read(output, output_len, plan.activations),
+            h_n: submission.read_f32(&plan.h_n, state_len),
+            c_n: self
+                .config
+                .mode
+                .has_cell_state()
+                .then(|| submission.read_f32(&plan.c_n, state_len)),
+        }
+    }
+
+    /// Asks `submission` for every gradient (gradients exist for f32 models only).
+    fn read_grads<'p>(
         &'p self,
+        submission: &mut Submission<'_, 'p>,
         plan: &'p Plan,
-        backward: bool,
         need_input_grad: bool,
-    ) -> Vec<Readback<'p>> {
+    ) -> GradSlots {
         let cfg = &self.config;
-        let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
-        let mut list = vec![
-            (
-                plan.outputs.last().expect("at least one layer"),
-                plan.seq * plan.batch * cfg.output_size(),
-                plan.activations,
-            ),
-            (&plan.h_n, state_len, Precision::F32),
-        ];
-        if cfg.mode.has_cell_state() {
-            list.push((&plan.c_n, state_len, Precision::F32));
-        }
-        if backward {
-            list.extend(self.grad_list(plan, need_input_grad));
-        }
-        list
-    }
-
-    /// Gradient buffers in the order `unpack_grads` takes them.
-    fn grad_list<'p>(&'p self, plan: &'p Plan, need_input_grad: bool) -> Vec<Readback<'p>> {
-        let cfg = &self.config;
-        let state_len = cfg.num_layers * cfg.directions() * plan.batch * cfg.hidden_size;
-        let mut list = vec![(&plan.grad_h0, state_len)];
-        if cfg.mode.has_cell_state() {
-            list.push((&plan.grad_c0, state_len));
-        }
-        if need_input_grad {
-            list.push((&plan.grad_inputs[0], plan.seq * plan.batch * cfg.input_size));
-        }
+        let state_len = self.state_len(plan.batch);
+        let input_len = plan.seq * plan.batch * cfg.input_size;
         let gh = cfg.gate_rows();
-        for (k, cell) in self.params.cells.iter().enumerate() {
-            let features = cfg.layer_input_size(k / cfg.directions());
-            list.push((&cell.grad_w_ih, gh * features));
-            list.push((&cell.grad_w_hh, gh * cfg.hidden_size));
-            if cfg.bias {
-                list.push((&cell.grad_b_ih, gh));
-                list.push((&cell.grad_b_hh, gh));
-            }
-        }
-        // Gradients exist for f32 models only.
-        list.into_iter()
-            .map(|(buffer, len)| (buffer, len, Precision::F32))
-            .collect()
-    }
-
-    fn unpack(
-        &self,
-        values: &mut impl Iterator<Item = Vec<f32>>,
-        seq: usize,
-        batch: usize,
-        backward: bool,
-        need_input_grad: bool,
-    ) -> (StackOutput<f32>, Option<StackGrads<f32>>) {
-        let cfg = &self.config;
-        let states = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
-        let mut next3 = |dims: (usize, usize, usize)| {
-            Array3::from_shape_vec(dims, values.next().expect("read back")).expect("sized")
-        };
-        let output = next3((seq, batch, cfg.output_size()));
-        let h_n = next3(states);
-        let c_n = cfg.mode.has_cell_state().then(|| next3(states));
-        let grads = backward.then(|| self.unpack_grads(values, seq, batch, need_input_grad));
-        (StackOutput { output, h_n, c_n }, grads)
-    }
-
-    fn unpack_grads(
-        &self,
-        values: &mut impl Iterator<Item = Vec<f32>>,
-        seq: usize,
-        batch: usize,
-        need_input_grad: bool,
-    ) -> StackGrads<f32> {
-        let cfg = &self.config;
-        let states = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
-        let mut next = || values.next().expect("read back");
-        let h0 = Array3::from_shape_vec(states, next()).expect("sized");
-        let c0 = cfg
-            .mode
-            .has_cell_state()
-            .then(|| Array3::from_shape_vec(states, next()).expect("sized"));
-        let input = need_input_grad
-            .then(|| Array3::from_shape_vec((seq, batch, cfg.input_size), next()).expect("sized"));
-        let mut params = RnnParams::<f32>::zeros(cfg);
-        for cell in &mut params.cells {
-            let shape_ih = cell.weight_ih.raw_dim();
-            cell.weight_ih = ndarray::Array2::from_shape_vec(shape_ih, next()).expect("sized");
-            let shape_hh = cell.weight_hh.raw_dim();
-            cell.weight_hh = ndarray::Array2::from_shape_vec(shape_hh, next()).expect("sized");
-            if cfg.bias {
-                cell.bias_ih = Some(ndarray::Array1::from_vec(next()));
-                cell.bias_hh = Some(ndarray::Array1::from_vec(next()));
-            }
-        }
-        StackGrads {
-            input,
-            h0,
-            c0,
+        let params = self
+            .params
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(k, cell)| {
+                let features = cfg.layer_input_size(k / cfg.directions());
+                let bias = |buffer, submission: &mut Submission<'_, 'p>| {
+                    cfg.bias.then(|| submission.read_f32(buffer, gh))
+                };
+                [
+                    Some(submission.read_f32(&cell.grad_w_ih, gh * features)),
+                    Some(submission.read_f32(&cell.grad_w_hh, gh * cfg.hidden_size)),
+                    bias(&cell.grad_b_ih, submission),
+                    bias(&cell.grad_b_hh, submission),
+                ]
+            })
+            .collect();
+        GradSlots {
+            h0: submission.read_f32(&plan.grad_h0, state_len),
+            c0: cfg
+                .mode
+                .has_cell_state()
+                .then(|| submission.read_f32(&plan.grad_c0, state_len)),
+            input: need_input_grad.then(|| submission.read_f32(&plan.grad_inputs[0], input_len)),
             params,
         }
     }
+
+    fn unpack_outputs<T: Real>(
+        &self,
+        values: &mut ReadBack,
+        slots: OutputSlots,
+        seq: usize,
+        batch: usize,
+    ) -> StackOutput<T> {
+        let cfg = &self.config;
+        let states = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
+        let mut take = |slot, dims| array3(values.take(slot), dims);
+        StackOutput {
+            output: take(slots.output, (seq, batch, cfg.output_size())),
+            h_n: take(slots.h_n, states),
+            c_n: slots.c_n.map(|slot| take(slot, states)),
+        }
+    }
+
+    fn unpack_grads<T: Real>(
+        &self,
+        values: &mut ReadBack,
+        slots: GradSlots,
+        seq: usize,
+        batch: usize,
+    ) -> StackGrads<T> {
+        let cfg = &self.config;
+        let states = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
+        let cells = slots
+            .params
+            .into_iter()
+            .enumerate()
+            .map(|(k, [w_ih, w_hh, b_ih, b_hh])| {
+                let features = cfg.layer_input_size(k / cfg.directions());
+                let mut matrix = |slot: Option<ReadSlot>, cols| {
+                    let values = host_vec(values.take(slot.expect("weights are read")));
+                    Array2::from_shape_vec((cfg.gate_rows(), cols), values).expect("sized")
+                };
+                let (weight_ih, weight_hh) =
+                    (matrix(w_ih, features), matrix(w_hh, cfg.hidden_size));
+                let mut vector = |slot: Option<ReadSlot>| {
+                    slot.map(|slot| Array1::from_vec(host_vec(values.take(slot))))
+                };
+                CellParams {
+                    weight_ih,
+                    weight_hh,
+                    bias_ih: vector(b_ih),
+                    bias_hh: vector(b_hh),
+                }
+            })
+            .collect();
+        StackGrads {
+            h0: array3(values.take(slots.h0), states),
+            c0: slots.c0.map(|slot| array3(values.take(slot), states)),
+            input: slots
+                .input
+                .map(|slot| array3(values.take(slot), (seq, batch, cfg.input_size))),
+            params: RnnParams { cells },
+        }
+    }
+}
+
+fn array3<T: Real>(values: Vec<f32>, dims: (usize, usize, usize)) -> Array3<T> {
+    Array3::from_shape_vec(dims, host_vec(values)).expect("read back at its size")
+}
+
+fn f16_training() -> RnnError {
+    RnnError::Unsupported("training an f16 model (f16 is for inference)".into())
 }

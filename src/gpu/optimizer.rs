@@ -7,10 +7,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::buffers::{Precision, Readback};
 use super::context::GpuContext;
 use super::kernels::Kernel;
 use super::model::GpuModel;
+use super::submission::Submission;
 use crate::error::{Result, RnnError};
 use crate::optim::{Adam, Sgd};
 use crate::params::RnnParams;
@@ -59,8 +59,11 @@ struct Slot {
     grid: (u32, u32, u32),
 }
 
-/// Moments and bind groups of every parameter, made on first use.
-pub struct DeviceAdam {
+/// The optimizer state on the device: moments (SGD's momentum buffer is m), the number of
+/// Adam steps taken there, and the bind groups of every parameter; made on first use.
+pub struct DeviceOptimizerState {
+    /// Adam steps taken on the device: the next one is step `adam_steps + 1`.
+    adam_steps: u64,
     /// (len) per tensor, in `named()` order: first and second moments
     m: Vec<wgpu::Buffer>,
     v: Vec<wgpu::Buffer>,
@@ -70,6 +73,15 @@ pub struct DeviceAdam {
     /// (tensors): each gradient's sum of squares
     sums: wgpu::Buffer,
     slots: Vec<Slot>,
+}
+
+/// The device optimizer state as the host sees it (checkpoints): m and v, one vector per
+/// parameter in `named()` order, and the Adam steps taken.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceMoments {
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    pub adam_steps: u64,
 }
 
 /// A parameter tensor, its gradient, and the transposed copy (with its column count) kept in
@@ -99,7 +111,7 @@ impl GpuModel {
         list
     }
 
-    fn new_device_adam(&self) -> Result<DeviceAdam> {
+    fn new_optimizer_state(&self) -> Result<DeviceOptimizerState> {
         let ctx = &self.ctx;
         if self.params.f16 {
             return Err(RnnError::Unsupported(
@@ -147,7 +159,8 @@ impl GpuModel {
             v.push(v_k);
             lens.push(len);
         }
-        Ok(DeviceAdam {
+        Ok(DeviceOptimizerState {
+            adam_steps: 0,
             m,
             v,
             lens,
@@ -158,55 +171,62 @@ impl GpuModel {
     }
 
     /// Runs `f` on the device optimizer state, made on first use.
-    fn with_device_adam<R>(&self, f: impl FnOnce(&DeviceAdam) -> Result<R>) -> Result<R> {
-        let mut state = self.adam.lock().unwrap_or_else(|p| p.into_inner());
+    fn with_optimizer_state<R>(
+        &self,
+        f: impl FnOnce(&mut DeviceOptimizerState) -> Result<R>,
+    ) -> Result<R> {
+        let mut state = self.optimizer.lock().unwrap_or_else(|p| p.into_inner());
         if state.is_none() {
-            *state = Some(self.new_device_adam()?);
+            *state = Some(self.new_optimizer_state()?);
         }
-        f(state.as_ref().expect("made above"))
+        f(state.as_mut().expect("made above"))
     }
 
     /// Each parameter gradient's sum of squares, in `named()` order, from the gradients the last
     /// backward left on the device (one submission; only these sums are read back).
     pub fn grad_square_sums(&self) -> Result<Vec<f32>> {
-        let ctx = &self.ctx;
-        self.with_device_adam(|state| {
-            let mut encoder = encoder(ctx, "gradient norms");
-            record(ctx, &mut encoder, Kernel::SumSquares, state, |s| {
-                (&s.sum, (1, 1, 1))
+        self.with_optimizer_state(|state| {
+            let mut submission = Submission::new(&self.ctx, "gradient norms");
+            submission.record("recording gradient norms", |ctx, encoder| {
+                record(ctx, encoder, Kernel::SumSquares, state, |s| {
+                    (&s.sum, (1, 1, 1))
+                })
             })?;
-            let reads: Vec<Readback<'_>> = vec![(&state.sums, state.slots.len(), Precision::F32)];
-            let staging = ctx.stage_copies(&mut encoder, &reads)?;
-            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
-            Ok(ctx.read_staging(&staging, &reads)?.remove(0))
+            let sums = submission.read_f32(&state.sums, state.slots.len());
+            let mut values = submission.submit("submitting gradient norms")?;
+            self.count_submission(None, None);
+            Ok(values.take(sums))
         })
     }
 
     /// One Adam / AdamW step of every parameter from the gradients the last backward left on
     /// the device, each first multiplied by `grad_scale` (the global-norm clip factor, or 1),
-    /// with `adam`'s hyperparameters at its step count `adam.step` (already counting this
-    /// step). One submission, nothing read back; `adam`'s own moments are not touched.
+    /// with `adam`'s hyperparameters. The device counts its own steps for the bias correction;
+    /// `adam`'s step count and moments are not used. One submission, nothing read back.
     pub fn adam_step(&self, adam: &Adam, grad_scale: f32) -> Result<()> {
-        let ctx = &self.ctx;
-        let t = i32::try_from(adam.step.max(1)).unwrap_or(i32::MAX);
-        let hyper = Hyper {
-            step_size: adam.lr / (1.0 - adam.beta1.powi(t)),
-            beta1: adam.beta1,
-            beta2: adam.beta2,
-            eps: adam.eps,
-            bias2_sqrt: (1.0 - adam.beta2.powi(t)).sqrt(),
-            decay: 1.0 - adam.lr * adam.weight_decay,
-            scale: grad_scale,
-            pad: 0.0,
-        };
-        self.with_device_adam(|state| {
-            ctx.queue
+        self.with_optimizer_state(|state| {
+            let step = state.adam_steps + 1;
+            let c = adam.coefficients(step);
+            let hyper = Hyper {
+                step_size: c.step_size,
+                beta1: adam.beta1,
+                beta2: adam.beta2,
+                eps: adam.eps,
+                bias2_sqrt: c.bias2_sqrt,
+                decay: c.decay,
+                scale: grad_scale,
+                pad: 0.0,
+            };
+            self.ctx
+                .queue
                 .write_buffer(&state.hyper, 0, bytemuck::bytes_of(&hyper));
-            let mut encoder = encoder(ctx, "adam step");
-            record(ctx, &mut encoder, Kernel::Adam, state, |s| {
-                (&s.adam, s.grid)
+            let mut submission = Submission::new(&self.ctx, "adam step");
+            submission.record("recording an adam step", |ctx, encoder| {
+                record(ctx, encoder, Kernel::Adam, state, |s| (&s.adam, s.grid))
             })?;
-            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
+            submission.submit("submitting an adam step")?;
+            self.count_submission(None, None);
+            state.adam_steps = step;
             Ok(())
         })
     }
@@ -214,12 +234,9 @@ impl GpuModel {
     /// The device's parameters (as training left them), read back.
     pub fn read_params(&self) -> Result<RnnParams<f32>> {
         let tensors = self.tensors();
-        let reads: Vec<Readback<'_>> = tensors
-            .iter()
-            .map(|&(param, _, len, _)| (param, len, Precision::F32))
-            .collect();
+        let values = self.read_buffers(tensors.iter().map(|(param, _, len, _)| (*param, len)))?;
         let mut params = RnnParams::zeros(self.config());
-        for (dst, src) in params.slices_mut().into_iter().zip(self.read(&reads)?) {
+        for (dst, src) in params.slices_mut().into_iter().zip(values) {
             dst.copy_from_slice(&src);
         }
         Ok(params)
@@ -231,46 +248,53 @@ impl GpuModel {
     /// step's buffer is the gradient, as PyTorch starts it). One submission, nothing read back;
     /// `sgd`'s own buffers are not touched.
     pub fn sgd_step(&self, sgd: &Sgd, grad_scale: f32) -> Result<()> {
-        let ctx = &self.ctx;
         let hyper = SgdHyper {
             lr: sgd.lr,
             momentum: sgd.momentum,
             scale: grad_scale,
             pad: [0.0; 5],
         };
-        self.with_device_adam(|state| {
-            ctx.queue
+        self.with_optimizer_state(|state| {
+            self.ctx
+                .queue
                 .write_buffer(&state.hyper, 0, bytemuck::bytes_of(&hyper));
-            let mut encoder = encoder(ctx, "sgd step");
-            record(ctx, &mut encoder, Kernel::Sgd, state, |s| (&s.adam, s.grid))?;
-            ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
+            let mut submission = Submission::new(&self.ctx, "sgd step");
+            submission.record("recording an sgd step", |ctx, encoder| {
+                record(ctx, encoder, Kernel::Sgd, state, |s| (&s.adam, s.grid))
+            })?;
+            submission.submit("submitting an sgd step")?;
+            self.count_submission(None, None);
             Ok(())
         })
     }
 
-    /// The Adam moments (m, v), one vector per parameter in `named()` order; `None` before the
-    /// first device step. After SGD steps, m holds the momentum buffers.
-    #[allow(clippy::type_complexity)]
-    pub fn read_moments(&self) -> Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
-        let state = self.adam.lock().unwrap_or_else(|p| p.into_inner());
+    /// The optimizer state (moments and Adam steps), read back; `None` before the first device
+    /// step. After SGD steps, m holds the momentum buffers.
+    pub fn read_moments(&self) -> Result<Option<DeviceMoments>> {
+        let state = self.optimizer.lock().unwrap_or_else(|p| p.into_inner());
         let Some(state) = state.as_ref() else {
             return Ok(None);
         };
-        let reads: Vec<Readback<'_>> = state
-            .m
-            .iter()
-            .chain(&state.v)
-            .zip(state.lens.iter().chain(&state.lens))
-            .map(|(buffer, &len)| (buffer, len, Precision::F32))
-            .collect();
-        let mut values = self.read(&reads)?;
-        let v = values.split_off(state.m.len());
-        Ok(Some((values, v)))
+        let moments = self.read_buffers(
+            state
+                .m
+                .iter()
+                .chain(&state.v)
+                .zip(state.lens.iter().chain(&state.lens)),
+        )?;
+        let mut m = moments;
+        let v = m.split_off(state.m.len());
+        Ok(Some(DeviceMoments {
+            m,
+            v,
+            adam_steps: state.adam_steps,
+        }))
     }
 
-    /// Sets the Adam moments (as `read_moments` returns them), e.g. from a checkpoint.
-    pub fn write_moments(&self, m: &[Vec<f32>], v: &[Vec<f32>]) -> Result<()> {
-        self.with_device_adam(|state| {
+    /// Sets the optimizer state (as `read_moments` returns it), e.g. from a checkpoint.
+    pub fn write_moments(&self, moments: &DeviceMoments) -> Result<()> {
+        let DeviceMoments { m, v, adam_steps } = moments;
+        self.with_optimizer_state(|state| {
             let wrong = |k: usize, got: &Vec<f32>| got.len() != state.lens[k];
             let bad = (m.len() != state.lens.len() || v.len() != state.lens.len())
                 .then_some(0)
@@ -287,23 +311,24 @@ impl GpuModel {
                 self.ctx.write(buffer_m, m);
                 self.ctx.write(buffer_v, v);
             }
+            state.adam_steps = *adam_steps;
             Ok(())
         })
     }
 
-    /// Reads `reads` back in one submission.
-    fn read(&self, reads: &[Readback<'_>]) -> Result<Vec<Vec<f32>>> {
-        let ctx = &self.ctx;
-        let mut encoder = encoder(ctx, "readback");
-        let staging = ctx.stage_copies(&mut encoder, reads)?;
-        ctx.checked("submitting", || ctx.queue.submit([encoder.finish()]))?;
-        ctx.read_staging(&staging, reads)
+    /// Reads each (buffer, length) back, in one submission.
+    fn read_buffers<'b>(
+        &self,
+        buffers: impl Iterator<Item = (&'b wgpu::Buffer, &'b usize)>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut submission = Submission::new(&self.ctx, "readback");
+        let slots: Vec<_> = buffers
+            .map(|(buffer, &len)| submission.read_f32(buffer, len))
+            .collect();
+        let mut values = submission.submit("submitting a readback")?;
+        self.count_submission(None, None);
+        Ok(slots.into_iter().map(|slot| values.take(slot)).collect())
     }
-}
-
-fn encoder(ctx: &GpuContext, label: &str) -> wgpu::CommandEncoder {
-    ctx.device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
 }
 
 /// One dispatch of `kernel` per parameter tensor, with the bind group and grid `pick` gives.
@@ -311,7 +336,7 @@ fn record(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     kernel: Kernel,
-    state: &DeviceAdam,
+    state: &DeviceOptimizerState,
     pick: impl Fn(&Slot) -> (&wgpu::BindGroup, (u32, u32, u32)),
 ) -> Result<()> {
     let compiled = ctx.kernel(kernel)?;

@@ -2,6 +2,7 @@
 
 use super::buffers::Precision;
 use super::context::GpuContext;
+use crate::Real;
 use crate::config::RnnConfig;
 use crate::error::Result;
 use crate::params::{CellParams, RnnParams};
@@ -26,17 +27,19 @@ pub struct GpuCell {
 }
 
 /// Row-major data of a cell's four tensors, W_hh also transposed.
-fn host_data(cell: &CellParams<f32>) -> [Vec<f32>; 5] {
+fn host_data<T: Real>(cell: &CellParams<T>) -> [Vec<f32>; 5] {
     let gh = cell.weight_hh.nrows();
-    let bias = |b: &Option<ndarray::Array1<f32>>| {
-        b.as_ref()
-            .map(|b| b.to_vec())
-            .unwrap_or_else(|| vec![0.0; gh])
+    let values = |x: ndarray::ArrayView2<'_, T>| -> Vec<f32> {
+        x.iter().map(|v| v.to_f32().unwrap_or(f32::NAN)).collect()
+    };
+    let bias = |b: &Option<ndarray::Array1<T>>| match b {
+        Some(b) => b.iter().map(|v| v.to_f32().unwrap_or(f32::NAN)).collect(),
+        None => vec![0.0; gh],
     };
     [
-        cell.weight_ih.iter().copied().collect(),
-        cell.weight_hh.iter().copied().collect(),
-        cell.weight_hh.t().iter().copied().collect(),
+        values(cell.weight_ih.view()),
+        values(cell.weight_hh.view()),
+        values(cell.weight_hh.t()),
         bias(&cell.bias_ih),
         bias(&cell.bias_hh),
     ]
@@ -51,10 +54,10 @@ pub struct GpuParams {
 }
 
 impl GpuParams {
-    pub fn upload(
+    pub fn upload<T: Real>(
         ctx: &GpuContext,
         config: &RnnConfig,
-        params: &RnnParams<f32>,
+        params: &RnnParams<T>,
         f16: bool,
     ) -> Result<Self> {
         let mut cells = Vec::with_capacity(params.cells.len());
@@ -113,7 +116,7 @@ impl GpuParams {
     }
 
     /// Overwrites the device copies in place (buffers, and so every bind group, stay valid).
-    pub fn update(&self, ctx: &GpuContext, params: &RnnParams<f32>) {
+    pub fn update<T: Real>(&self, ctx: &GpuContext, params: &RnnParams<T>) {
         for (gpu, cell) in self.cells.iter().zip(&params.cells) {
             let [w_ih, w_hh, w_hh_t, b_ih, b_hh] = host_data(cell);
             if self.f16 {

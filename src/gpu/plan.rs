@@ -621,7 +621,7 @@ impl Plan {
 
     /// Records copying h0 / c0 in and the forward pass of every layer.
     pub fn record_forward(
-        &mut self,
+        &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
     ) -> Result<usize> {

@@ -4,10 +4,10 @@
 
 use ndarray::{Array2, Array3, ArrayView3};
 
-use super::buffers::Precision;
 use super::model::GpuModel;
 use super::plan::Plan;
 use super::plan_cache::PlanLease;
+use super::submission::Submission;
 use crate::error::{Result, RnnError};
 
 impl GpuModel {
@@ -47,45 +47,34 @@ impl GpuModel {
                     ctx.write(&plan.c0, &c0.iter().copied().collect::<Vec<_>>());
                 }
             }
-            let mut encoder = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("stream step"),
-                });
+            let mut submission = Submission::new(&ctx, "stream step");
             let row = (cfg.hidden_size * 4) as u64;
             let states_bytes = (cfg.num_layers * cfg.directions()) as u64 * batch as u64 * row;
             let carries_cell = cfg.mode.has_cell_state();
-            if start.is_none() {
-                // Carry: the last step's final states become this step's initial ones.
-                encoder.copy_buffer_to_buffer(&plan.h_n, 0, &plan.h0, 0, states_bytes);
-                if carries_cell {
-                    encoder.copy_buffer_to_buffer(&plan.c_n, 0, &plan.c0, 0, states_bytes);
-                }
-            }
-            for &stream in resets {
-                for k in 0..cfg.num_layers * cfg.directions() {
-                    let at = (k * batch + stream) as u64 * row;
-                    encoder.clear_buffer(&plan.h0, at, Some(row));
+            submission.record("recording a stream step", |ctx, encoder| {
+                if start.is_none() {
+                    // Carry: the last step's final states become this step's initial ones.
+                    encoder.copy_buffer_to_buffer(&plan.h_n, 0, &plan.h0, 0, states_bytes);
                     if carries_cell {
-                        encoder.clear_buffer(&plan.c0, at, Some(row));
+                        encoder.copy_buffer_to_buffer(&plan.c_n, 0, &plan.c0, 0, states_bytes);
                     }
                 }
-            }
-            ctx.checked("recording a stream step", || {
-                plan.record_forward(&ctx, &mut encoder)
-            })??;
-            let output = plan.outputs.last().expect("at least one layer");
-            let reads = [(output, batch * width, plan.activations)];
-            let staging = ctx.stage_copies(&mut encoder, &reads)?;
-            ctx.checked("submitting a stream step", || {
-                ctx.queue.submit([encoder.finish()])
+                for &stream in resets {
+                    for k in 0..cfg.num_layers * cfg.directions() {
+                        let at = (k * batch + stream) as u64 * row;
+                        encoder.clear_buffer(&plan.h0, at, Some(row));
+                        if carries_cell {
+                            encoder.clear_buffer(&plan.c0, at, Some(row));
+                        }
+                    }
+                }
+                plan.record_forward(ctx, encoder)
             })?;
-            self.count_submission();
-            let values = ctx
-                .read_staging(&staging, &reads)?
-                .pop()
-                .expect("one buffer");
-            Ok(Array2::from_shape_vec((batch, width), values).expect("sized"))
+            let output = plan.outputs.last().expect("at least one layer");
+            let slot = submission.read(output, batch * width, plan.activations);
+            let mut values = submission.submit("submitting a stream step")?;
+            self.count_submission(None, None);
+            Ok(Array2::from_shape_vec((batch, width), values.take(slot)).expect("sized"))
         })
     }
 
@@ -115,24 +104,15 @@ impl GpuModel {
         let dims = (cfg.num_layers * cfg.directions(), batch, cfg.hidden_size);
         let len = dims.0 * dims.1 * dims.2;
         self.with_leased(lease, |plan| {
-            let mut encoder = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("stream state"),
-                });
-            let mut reads = vec![(&plan.h_n, len, Precision::F32)];
-            if cfg.mode.has_cell_state() {
-                reads.push((&plan.c_n, len, Precision::F32));
-            }
-            let staging = ctx.stage_copies(&mut encoder, &reads)?;
-            ctx.checked("submitting a stream state read", || {
-                ctx.queue.submit([encoder.finish()])
-            })?;
-            let mut values = ctx.read_staging(&staging, &reads)?.into_iter();
-            let h = Array3::from_shape_vec(dims, values.next().expect("h")).expect("sized");
-            let c = values
-                .next()
-                .map(|v| Array3::from_shape_vec(dims, v).expect("sized"));
+            let mut submission = Submission::new(&ctx, "stream state");
+            let h = submission.read_f32(&plan.h_n, len);
+            let c = cfg
+                .mode
+                .has_cell_state()
+                .then(|| submission.read_f32(&plan.c_n, len));
+            let mut values = submission.submit("submitting a stream state read")?;
+            let h = Array3::from_shape_vec(dims, values.take(h)).expect("sized");
+            let c = c.map(|c| Array3::from_shape_vec(dims, values.take(c)).expect("sized"));
             Ok((h, c))
         })
     }

@@ -2,12 +2,13 @@
 //! steps there, and the host copy of the parameters refreshed only when asked for (checkpoints,
 //! moving the model).
 
+use std::sync::Arc;
+
 use super::{Rnn, Tape, TapeInner};
 use crate::error::{Result, RnnError};
-use crate::gpu::GpuModel;
+use crate::gpu::{DeviceMoments, GpuModel};
 use crate::model::OutputGrads;
 use crate::optim::{Adam, Sgd};
-use std::sync::Arc;
 
 impl Rnn<f32> {
     fn device(&self, what: &str) -> Result<Arc<GpuModel>> {
@@ -28,18 +29,19 @@ impl Rnn<f32> {
         let TapeInner::Gpu(gpu_tape) = tape.inner else {
             return Err(RnnError::Config("a CPU tape given to a GPU model".into()));
         };
-        gpu.backward_in_place(gpu_tape, upstream.as_upstream())?;
+        gpu.backward_in_place(gpu_tape, upstream)?;
         gpu.grad_square_sums()
     }
 
     /// One Adam / AdamW step of every parameter on the device, from the gradients
-    /// `backward_on_device` left there times `grad_scale`, with `adam`'s hyperparameters at
-    /// step `adam.step` (its host moments are not used). The host copy (`params()`) is stale
-    /// until `sync_params`; nothing is read back here.
+    /// `backward_on_device` left there times `grad_scale`, with `adam`'s hyperparameters
+    /// (lr, betas, eps, weight decay). The device counts its own steps for the bias correction
+    /// (`device_moments().adam_steps`); `adam`'s step count and host moments are not used. The
+    /// host copy (`params()`) is stale until `sync_params`; nothing is read back here.
     pub fn adam_step_on_device(&mut self, adam: &Adam, grad_scale: f32) -> Result<()> {
         let gpu = self.device("adam_step_on_device")?;
         gpu.adam_step(adam, grad_scale)?;
-        self.host_stale = true;
+        self.device_changed();
         Ok(())
     }
 
@@ -50,30 +52,36 @@ impl Rnn<f32> {
     pub fn sgd_step_on_device(&mut self, sgd: &Sgd, grad_scale: f32) -> Result<()> {
         let gpu = self.device("sgd_step_on_device")?;
         gpu.sgd_step(sgd, grad_scale)?;
-        self.host_stale = true;
+        self.device_changed();
         Ok(())
     }
 
     /// Reads the parameters back from the device when steps there changed them.
     pub fn sync_params(&mut self) -> Result<()> {
-        if !self.host_stale {
+        // On the CPU backend the host copy is the only one.
+        let Some(device) = &mut self.device else {
             return Ok(());
+        };
+        if let Some(params) = device.newer_device_params()? {
+            self.params = params;
         }
-        let gpu = self.device("sync_params")?;
-        self.params = gpu.read_params()?;
-        self.host_stale = false;
         Ok(())
     }
 
-    /// The device's Adam moments (m, v), one vector per parameter in `named()` order; `None`
-    /// before the first step there.
-    #[allow(clippy::type_complexity)]
-    pub fn device_moments(&self) -> Result<Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)>> {
+    fn device_changed(&mut self) {
+        if let Some(device) = &mut self.device {
+            device.device_changed();
+        }
+    }
+
+    /// The device's optimizer state: Adam moments (m, v) in `named()` order (m holds SGD's
+    /// momentum buffers) and the Adam steps taken there; `None` before the first step there.
+    pub fn device_moments(&self) -> Result<Option<DeviceMoments>> {
         self.device("device_moments")?.read_moments()
     }
 
-    /// Sets the device's Adam moments, as `device_moments` returns them (resuming a run).
-    pub fn set_device_moments(&self, m: &[Vec<f32>], v: &[Vec<f32>]) -> Result<()> {
-        self.device("set_device_moments")?.write_moments(m, v)
+    /// Sets the device's optimizer state, as `device_moments` returns it (resuming a run).
+    pub fn set_device_moments(&self, moments: &DeviceMoments) -> Result<()> {
+        self.device("set_device_moments")?.write_moments(moments)
     }
 }

@@ -4,8 +4,8 @@ use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::cpu::matmul::matmul;
 use crate::error::{Result, RnnError, shape_string};
+use crate::math::matmul::matmul;
 
 /// weight (out, in), bias (out)
 #[derive(Clone, Debug, PartialEq)]

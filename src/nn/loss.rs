@@ -2,8 +2,8 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::cpu::exp_in_place;
 use crate::error::{Result, RnnError, shape_string};
+use crate::math::exp_in_place;
 
 /// Mean over rows of -log softmax(logits)`[target]`, as `torch.nn.functional.cross_entropy`.
 /// logits (N, V), targets (N); returns the loss and dL/dlogits (N, V).

@@ -16,7 +16,30 @@ pub struct Adam {
     pub v: Vec<Vec<f32>>,
 }
 
+/// The scalars of one Adam step that every parameter's update shares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamCoefficients {
+    /// lr / (1 - beta1^t)
+    pub step_size: f32,
+    /// sqrt(1 - beta2^t)
+    pub bias2_sqrt: f32,
+    /// 1 - lr * weight_decay: AdamW's decoupled decay factor (1 for Adam)
+    pub decay: f32,
+}
+
 impl Adam {
+    /// The coefficients of step `step` (counting from 1), as torch computes them; the host step
+    /// and the device step (`Rnn::adam_step_on_device`) both take them from here.
+    pub fn coefficients(&self, step: u64) -> AdamCoefficients {
+        // Saturating: beta^t is 0 in f32 long before i32::MAX, so the correction is exact.
+        let t = i32::try_from(step.max(1)).unwrap_or(i32::MAX);
+        AdamCoefficients {
+            step_size: self.lr / (1.0 - self.beta1.powi(t)),
+            bias2_sqrt: (1.0 - self.beta2.powi(t)).sqrt(),
+            decay: 1.0 - self.lr * self.weight_decay,
+        }
+    }
+
     /// torch.optim.Adam(lr, betas=(0.9, 0.999), eps=1e-8)
     pub fn new(lr: f32) -> Self {
         Adam {
@@ -47,11 +70,11 @@ impl Optimizer for Adam {
             self.v = params.iter().map(|p| vec![0.0; p.len()]).collect();
         }
         self.step += 1;
-        // Saturating: beta^t is 0 in f32 long before i32::MAX, so the correction is exact.
-        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
-        let bias1 = 1.0 - self.beta1.powi(t);
-        let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
-        let step_size = self.lr / bias1;
+        let AdamCoefficients {
+            step_size,
+            bias2_sqrt,
+            decay,
+        } = self.coefficients(self.step);
         for (((p, g), m), v) in params
             .iter_mut()
             .zip(grads)
@@ -65,7 +88,7 @@ impl Optimizer for Adam {
                 .zip(v.iter_mut())
             {
                 if self.weight_decay != 0.0 {
-                    *p *= 1.0 - self.lr * self.weight_decay;
+                    *p *= decay;
                 }
                 *m = self.beta1 * *m + (1.0 - self.beta1) * g;
                 *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;

@@ -5,7 +5,7 @@ mod adam;
 mod clip;
 mod sgd;
 
-pub use adam::Adam;
+pub use adam::{Adam, AdamCoefficients};
 pub use clip::{clip_factor, clip_grad_norm, clip_grad_value, scale_grads, sum_of_squares};
 pub use sgd::Sgd;
 

@@ -3,7 +3,7 @@
 use gemm::Parallelism;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::Real;
+use crate::Real;
 
 /// Below this many multiply-adds a product runs on one thread: waking the pool costs more.
 const PARALLEL_MIN_MACS: usize = 1 << 17;

@@ -34,12 +34,12 @@ fn exp_f32(x: f32) -> f32 {
 
 /// exp of every element, in place, vectorised (softmax in the loss).
 pub fn exp_in_place(values: &mut [f32]) {
-    super::simd::run(ExpInPlace(values));
+    crate::math::simd::run(ExpInPlace(values));
 }
 
 struct ExpInPlace<'a>(&'a mut [f32]);
 
-impl super::simd::Kernel for ExpInPlace<'_> {
+impl crate::math::simd::Kernel for ExpInPlace<'_> {
     #[inline(always)]
     fn run(self) {
         for v in self.0.iter_mut() {
