@@ -10,7 +10,7 @@ struct Step {
     next_slot: u32,  // state slot written
     out_col: u32,    // first column of this direction in the layer output (dir * H)
     out_width: u32,  // D * H
-    flags: u32,      // bit 0: relu (RNN); bit 1: add `direct` (GRU hidden backward); bit 2: reverse
+    flags: u32,      // STEP_RELU (RNN), STEP_ADD_DIRECT (GRU hidden backward), STEP_REVERSE
     gate_rows: u32,  // G * H
     seq_len: u32,    // T, for the persistent kernels that loop over every step
     _pad1: u32,

@@ -11,12 +11,10 @@
 @group(0) @binding(4) var<storage, read_write> dh_rec: array<f32>;    // (B, H)
 @group(0) @binding(5) var<storage, read> lengths: array<u32>;         // (B): steps of each row
 
-const TU: u32 = 32u;
-const KS: u32 = 8u;
-const TB: u32 = 4u;
-var<workgroup> partial: array<vec4<f32>, 256>;  // [KS][TU]: lane i = batch row b0 + i
+// TU, KS, TB: constants the host writes in front of this source.
+var<workgroup> partial: array<vec4<f32>, KS * TU>;  // [KS][TU]: lane i = batch row b0 + i
 
-@compute @workgroup_size(32, 8, 1)
+@compute @workgroup_size(TU, KS, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let h = s.hidden;
     let gh = s.gate_rows;
@@ -48,6 +46,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var p = 0u; p < KS; p++) {
         sum += partial[p * TU + u][q];
     }
-    if ((s.flags & 2u) != 0u) { sum += direct[b * h + k]; }
+    if ((s.flags & STEP_ADD_DIRECT) != 0u) { sum += direct[b * h + k]; }
     dh_rec[b * h + k] = sum;
 }

@@ -10,7 +10,7 @@ struct Params {
     a_off: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_rs: u32,
-    // bit 0: add the old C; bit 1: add bias_a; bit 2: add bias_b
+    // MATMUL_ACCUMULATE: add the old C; MATMUL_BIAS_A / _B: add bias_a / bias_b
     flags: u32,
 }
 
@@ -22,9 +22,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias_a: array<f32>;            // (N)
 @group(0) @binding(5) var<storage, read> bias_b: array<f32>;            // (N)
 
-const TM: u32 = 128u;
-const TN: u32 = 64u;
-const KT: u32 = 16u;
+// TM, TN (the tile of C) and KT (its k step): constants the host writes in front of this source.
 var<workgroup> a_tile: array<vec4<f32>, 512>;   // (KT, TM / 4): A transposed, 4 rows a vec4
 var<workgroup> b_tile: array<vec4<f32>, 256>;   // (KT, TN / 4)
 
@@ -41,10 +39,10 @@ fn load_b(k: u32, col: u32) -> f32 {
 fn store(r: u32, col: u32, value: f32) {
     if (r >= p.m || col >= p.n) { return; }
     var v = value;
-    if ((p.flags & 2u) != 0u) { v += bias_a[col]; }
-    if ((p.flags & 4u) != 0u) { v += bias_b[col]; }
+    if ((p.flags & MATMUL_BIAS_A) != 0u) { v += bias_a[col]; }
+    if ((p.flags & MATMUL_BIAS_B) != 0u) { v += bias_b[col]; }
     let ci = p.c_off + r * p.c_rs + col;
-    if ((p.flags & 1u) != 0u) { v += f32(c[ci]); }
+    if ((p.flags & MATMUL_ACCUMULATE) != 0u) { v += f32(c[ci]); }
     c[ci] = act_t(v);
 }
 

@@ -1,13 +1,12 @@
 // The persistent forward shared by the cell kernels (rnn, lstm, gru.wgsl), over their `load_w`
 // and `update4`: one workgroup of PWG invocations per batch entry loops over all T steps of a
 // direction, holding h_{t-1} and h_t of its row in workgroup memory (so H <= MAX_PERSISTENT_H).
-const PWG: u32 = 256u;
-const MAX_PERSISTENT_H: u32 = 1024u;
-var<workgroup> h_rows: array<f32, 2048>;  // [2][MAX_PERSISTENT_H]: rows alternate by step parity
+// PWG (invocations per workgroup) and MAX_PERSISTENT_H: constants the host writes in front.
+var<workgroup> h_rows: array<f32, 2u * MAX_PERSISTENT_H>;  // [2][MAX_PERSISTENT_H]: rows alternate by step parity
 
 // Slots of step `step` (processing order) of a direction: (t, prev_slot, next_slot).
 fn step_slots(step: u32) -> vec3<u32> {
-    if ((s.flags & 4u) != 0u) {
+    if ((s.flags & STEP_REVERSE) != 0u) {
         let t = s.seq_len - 1u - step;
         return vec3<u32>(t, t + 1u, t);
     }
@@ -16,7 +15,7 @@ fn step_slots(step: u32) -> vec3<u32> {
 
 // Loads the h0 row of batch entry b into h_rows[0..H].
 fn load_initial_row(b: u32, lid: u32) {
-    let h0_slot = select(0u, s.seq_len, (s.flags & 4u) != 0u);
+    let h0_slot = select(0u, s.seq_len, (s.flags & STEP_REVERSE) != 0u);
     for (var j = lid; j < s.hidden; j += PWG) {
         h_rows[j] = states[(h0_slot * s.batch + b) * s.hidden + j];
     }
@@ -24,7 +23,7 @@ fn load_initial_row(b: u32, lid: u32) {
 }
 
 // Dispatch (1, B, 1) with the step uniform at offset 0: workgroup b runs every step of row b.
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(PWG, 1, 1)
 fn forward_persistent(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let h = s.hidden;
     let b = wg.y;

@@ -32,7 +32,7 @@ fn update(b: u32, j: u32, slots: vec3<u32>, acc: f32) -> f32 {
     let g0 = (slots.x * s.batch + b) * h + j;
     let pre = f32(gates[g0]) + acc;
     var h_new: f32;
-    if ((s.flags & 1u) != 0u) { h_new = max(pre, 0.0); } else { h_new = tanh_safe(pre); }
+    if ((s.flags & STEP_RELU) != 0u) { h_new = max(pre, 0.0); } else { h_new = tanh_safe(pre); }
     gates[g0] = act_t(h_new);
     states[(slots.z * s.batch + b) * h + j] = h_new;
     output[(slots.x * s.batch + b) * s.out_width + s.out_col + j] = act_t(h_new);
@@ -54,7 +54,7 @@ fn backward_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dh = grad_out[(s.t * s.batch + b) * s.out_width + s.out_col + j] + dh_rec[b * h + j];
     let g0 = (s.t * s.batch + b) * h + j;
     let y = f32(gates[g0]);
-    if ((s.flags & 1u) != 0u) {
+    if ((s.flags & STEP_RELU) != 0u) {
         gates[g0] = act_t(select(0.0, dh, y > 0.0));  // backprop through relu
     } else {
         gates[g0] = act_t(dh * (1.0 - y * y));        // backprop through tanh

@@ -1,8 +1,8 @@
 // One SGD-with-momentum step of one parameter tensor on the device (torch.optim.SGD(lr,
 // momentum), no dampening, no Nesterov, as src/optim/sgd.rs computes it), the gradient first
 // scaled by the global-norm clip factor. The momentum buffer starts at zero, so the first step's
-// buf = 0 * momentum + g = g, which is where PyTorch starts it. Same bindings as adam.wgsl (the
-// device optimizer's bind groups serve both); the second moment is not used.
+// buf = 0 * momentum + g = g, which is where PyTorch starts it. The momentum buffer is the device
+// optimizer's first moment, m.
 // W_hh also keeps its transposed copy, which the forward kernels read, in step.
 
 struct Hyper {
@@ -22,17 +22,16 @@ struct Hyper {
 @group(0) @binding(1) var<uniform> t: Tensor;
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;    // (len): row-major (rows, cols)
 @group(0) @binding(3) var<storage, read> grad: array<f32>;           // (len)
-@group(0) @binding(4) var<storage, read_write> buf: array<f32>;      // (len): momentum buffer
-@group(0) @binding(5) var<storage, read_write> unused: array<f32>;   // (len): Adam's v, untouched
-@group(0) @binding(6) var<storage, read_write> param_t: array<f32>;  // (cols, rows) when transposed
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;        // (len): momentum buffer
+@group(0) @binding(5) var<storage, read_write> param_t: array<f32>;  // (cols, rows) when transposed
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.y * t.row + gid.x;
     if (i >= t.len) { return; }
     let g = grad[i] * h.scale;
-    let b = h.momentum * buf[i] + g;
-    buf[i] = b;
+    let b = h.momentum * m[i] + g;
+    m[i] = b;
     let p = param[i] - h.lr * b;
     param[i] = p;
     if (t.transposed != 0u) {

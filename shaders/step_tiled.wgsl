@@ -6,12 +6,10 @@
 // per workgroup and used for TB rows. Accumulators are vec4, one lane per gate (the cell's
 // `load_w` leaves lanes past its gate count zero).
 // Invocation (u, q): unit wg.x * TU + u, slice q; dispatch (ceil(H / TU), ceil(B / TB), 1).
-const TU: u32 = 32u;
-const KS: u32 = 8u;
-const TB: u32 = 4u;
-var<workgroup> partial: array<vec4<f32>, 1024>;  // [KS][TB][TU]: per-slice sums
+// TU, KS, TB: constants the host writes in front of this source.
+var<workgroup> partial: array<vec4<f32>, KS * TB * TU>;  // [KS][TB][TU]: per-slice sums
 
-@compute @workgroup_size(32, 8, 1)
+@compute @workgroup_size(TU, KS, 1)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let h = s.hidden;
     let u = lid.x;

@@ -6,10 +6,12 @@ mod context;
 mod engine;
 mod kernels;
 mod model;
+mod ops;
 mod optimizer;
 mod params;
 mod plan;
 mod plan_cache;
+mod record;
 mod stream;
 mod submission;
 

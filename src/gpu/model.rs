@@ -274,14 +274,14 @@ impl GpuModel {
             self.write_inputs(plan, inputs)?;
             let need_input_grad = upstream.as_ref().is_some_and(|(_, need)| *need);
             let mut submission = Submission::new(&self.ctx, "rnn step");
-            let forward = submission.record("recording the forward pass", |ctx, encoder| {
-                plan.record_forward(ctx, encoder)
+            let forward = submission.record("recording the forward pass", |encoder| {
+                Ok(plan.record_forward(encoder))
             })?;
             let mut backward = 0;
             if let Some((grads, _)) = &upstream {
                 self.write_upstream(plan, grads);
-                backward = submission.record("recording the backward pass", |ctx, encoder| {
-                    plan.record_backward(ctx, encoder, need_input_grad)
+                backward = submission.record("recording the backward pass", |encoder| {
+                    Ok(plan.record_backward(encoder, need_input_grad))
                 })?;
             }
             let slots = read_back.then(|| {
@@ -342,8 +342,8 @@ impl GpuModel {
         self.with_leased(&tape.lease, |plan| {
             self.write_upstream(plan, &upstream);
             let mut submission = Submission::new(&self.ctx, "rnn backward");
-            let backward = submission.record("recording the backward pass", |ctx, encoder| {
-                plan.record_backward(ctx, encoder, need_input_grad)
+            let backward = submission.record("recording the backward pass", |encoder| {
+                Ok(plan.record_backward(encoder, need_input_grad))
             })?;
             let slots = read_back.map(|_| self.read_grads(&mut submission, plan, need_input_grad));
             let mut values = submission.submit("submitting")?;

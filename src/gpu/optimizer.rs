@@ -7,8 +7,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::context::GpuContext;
-use super::kernels::Kernel;
+use std::sync::Arc;
+
+use super::kernels::{CompiledKernel, Kernel};
 use super::model::GpuModel;
 use super::submission::Submission;
 use crate::error::{Result, RnnError};
@@ -55,8 +56,16 @@ struct TensorParams {
 /// The bind groups of one parameter tensor.
 struct Slot {
     adam: wgpu::BindGroup,
+    sgd: wgpu::BindGroup,
     sum: wgpu::BindGroup,
     grid: (u32, u32, u32),
+}
+
+/// The optimizer kernels, compiled.
+struct Pipelines {
+    adam: Arc<CompiledKernel>,
+    sgd: Arc<CompiledKernel>,
+    sum: Arc<CompiledKernel>,
 }
 
 /// The optimizer state on the device: moments (SGD's momentum buffer is m), the number of
@@ -73,6 +82,7 @@ pub struct DeviceOptimizerState {
     /// (tensors): each gradient's sum of squares
     sums: wgpu::Buffer,
     slots: Vec<Slot>,
+    pipelines: Pipelines,
 }
 
 /// The device optimizer state as the host sees it (checkpoints): m and v, one vector per
@@ -129,6 +139,11 @@ impl GpuModel {
             })
         })?;
         let sums = ctx.zeros("gradient sums of squares", tensors.len())?;
+        let pipelines = Pipelines {
+            adam: ctx.kernel(Kernel::Adam)?,
+            sgd: ctx.kernel(Kernel::Sgd)?,
+            sum: ctx.kernel(Kernel::SumSquares)?,
+        };
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
         let (mut m, mut v, mut lens, mut slots) = (vec![], vec![], vec![], vec![]);
         for (slot, &(param, grad, len, transposed)) in tensors.iter().enumerate() {
@@ -145,14 +160,22 @@ impl GpuModel {
             let uniform = ctx.uniform("adam tensor", bytemuck::bytes_of(&params))?;
             let (m_k, v_k) = (ctx.zeros("adam m", len)?, ctx.zeros("adam v", len)?);
             let param_t = transposed.map_or(&unused, |(t, _)| t);
-            let adam = ctx.bind_group(
-                Kernel::Adam,
-                &[&hyper, &uniform, param, grad, &m_k, &v_k, param_t],
-            )?;
-            let sum = ctx.bind_group(Kernel::SumSquares, &[&uniform, grad, &sums])?;
+            let named = [
+                ("h", &hyper),
+                ("t", &uniform),
+                ("param", param),
+                ("grad", grad),
+                ("m", &m_k),
+                ("v", &v_k),
+                ("param_t", param_t),
+            ];
+            // SGD's momentum buffer is m; it has no second moment.
+            let sgd_named: Vec<_> = named.into_iter().filter(|(name, _)| *name != "v").collect();
+            let sum = [("t", &uniform), ("grad", grad), ("sums", &sums)];
             slots.push(Slot {
-                adam,
-                sum,
+                adam: ctx.bind_group(&pipelines.adam, &named)?,
+                sgd: ctx.bind_group(&pipelines.sgd, &sgd_named)?,
+                sum: ctx.bind_group(&pipelines.sum, &sum)?,
                 grid: (x, len.div_ceil(row) as u32, 1),
             });
             m.push(m_k);
@@ -167,6 +190,7 @@ impl GpuModel {
             hyper,
             sums,
             slots,
+            pipelines,
         })
     }
 
@@ -187,10 +211,11 @@ impl GpuModel {
     pub fn grad_square_sums(&self) -> Result<Vec<f32>> {
         self.with_optimizer_state(|state| {
             let mut submission = Submission::new(&self.ctx, "gradient norms");
-            submission.record("recording gradient norms", |ctx, encoder| {
-                record(ctx, encoder, Kernel::SumSquares, state, |s| {
+            submission.record("recording gradient norms", |encoder| {
+                record(encoder, &state.pipelines.sum, state, |s| {
                     (&s.sum, (1, 1, 1))
-                })
+                });
+                Ok(())
             })?;
             let sums = submission.read_f32(&state.sums, state.slots.len());
             let mut values = submission.submit("submitting gradient norms")?;
@@ -221,8 +246,9 @@ impl GpuModel {
                 .queue
                 .write_buffer(&state.hyper, 0, bytemuck::bytes_of(&hyper));
             let mut submission = Submission::new(&self.ctx, "adam step");
-            submission.record("recording an adam step", |ctx, encoder| {
-                record(ctx, encoder, Kernel::Adam, state, |s| (&s.adam, s.grid))
+            submission.record("recording an adam step", |encoder| {
+                record(encoder, &state.pipelines.adam, state, |s| (&s.adam, s.grid));
+                Ok(())
             })?;
             submission.submit("submitting an adam step")?;
             self.count_submission(None, None);
@@ -259,8 +285,9 @@ impl GpuModel {
                 .queue
                 .write_buffer(&state.hyper, 0, bytemuck::bytes_of(&hyper));
             let mut submission = Submission::new(&self.ctx, "sgd step");
-            submission.record("recording an sgd step", |ctx, encoder| {
-                record(ctx, encoder, Kernel::Sgd, state, |s| (&s.adam, s.grid))
+            submission.record("recording an sgd step", |encoder| {
+                record(encoder, &state.pipelines.sgd, state, |s| (&s.sgd, s.grid));
+                Ok(())
             })?;
             submission.submit("submitting an sgd step")?;
             self.count_submission(None, None);
@@ -333,22 +360,19 @@ impl GpuModel {
 
 /// One dispatch of `kernel` per parameter tensor, with the bind group and grid `pick` gives.
 fn record(
-    ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
-    kernel: Kernel,
+    kernel: &CompiledKernel,
     state: &DeviceOptimizerState,
     pick: impl Fn(&Slot) -> (&wgpu::BindGroup, (u32, u32, u32)),
-) -> Result<()> {
-    let compiled = ctx.kernel(kernel)?;
+) {
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("optimizer"),
         timestamp_writes: None,
     });
-    pass.set_pipeline(&compiled.pipeline);
+    pass.set_pipeline(&kernel.pipeline);
     for slot in &state.slots {
         let (group, (x, y, z)) = pick(slot);
         pass.set_bind_group(0, group, &[]);
         pass.dispatch_workgroups(x, y, z);
     }
-    Ok(())
 }

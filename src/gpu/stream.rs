@@ -51,7 +51,7 @@ impl GpuModel {
             let row = (cfg.hidden_size * 4) as u64;
             let states_bytes = (cfg.num_layers * cfg.directions()) as u64 * batch as u64 * row;
             let carries_cell = cfg.mode.has_cell_state();
-            submission.record("recording a stream step", |ctx, encoder| {
+            submission.record("recording a stream step", |encoder| {
                 if start.is_none() {
                     // Carry: the last step's final states become this step's initial ones.
                     encoder.copy_buffer_to_buffer(&plan.h_n, 0, &plan.h0, 0, states_bytes);
@@ -68,7 +68,7 @@ impl GpuModel {
                         }
                     }
                 }
-                plan.record_forward(ctx, encoder)
+                Ok(plan.record_forward(encoder))
             })?;
             let output = plan.outputs.last().expect("at least one layer");
             let slot = submission.read(output, batch * width, plan.activations);

@@ -49,11 +49,10 @@ impl<'c, 'b> Submission<'c, 'b> {
     pub fn record<R>(
         &mut self,
         what: &str,
-        record: impl FnOnce(&GpuContext, &mut wgpu::CommandEncoder) -> Result<R>,
+        record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<R>,
     ) -> Result<R> {
-        let ctx = self.ctx;
         let encoder = &mut self.encoder;
-        ctx.checked(what, || record(ctx, encoder))?
+        self.ctx.checked(what, || record(encoder))?
     }
 
     /// Reads the first `len` values of `buffer`, stored in `precision`, after the submission.
