@@ -7,7 +7,9 @@ mod common;
 use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rnn_wgpu::gpu::{ForwardVariant, MAX_PERSISTENT_HIDDEN};
+use std::sync::Arc;
+
+use rnn_wgpu::gpu::{ForwardVariant, GpuContext, MAX_PERSISTENT_HIDDEN};
 use rnn_wgpu::{Backend, Mode, OutputGrads, Rnn, RnnConfig, RnnError};
 
 fn random3(rng: &mut StdRng, dims: (usize, usize, usize)) -> Array3<f32> {
@@ -41,6 +43,11 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
 
 fn compare(config: RnnConfig, seq: usize, batch: usize, seed: u64) {
     let Some(ctx) = common::gpu() else { return };
+    compare_on(ctx, config, seq, batch, seed);
+}
+
+/// `compare` on the device of `ctx`.
+fn compare_on(ctx: Arc<GpuContext>, config: RnnConfig, seq: usize, batch: usize, seed: u64) {
     let label = format!(
         "{:?} I={} H={} L={} D={} T={seq} B={batch}",
         config.mode,
@@ -152,6 +159,22 @@ fn odd_sizes_every_mode() {
     for (i, mode) in Mode::ALL.into_iter().enumerate() {
         compare(RnnConfig::new(mode, 5, 7), 4, 3, i as u64);
         compare(RnnConfig::new(mode, 13, 65).layers(2), 5, 2, 10 + i as u64);
+    }
+}
+
+/// GRU's cell file declares 11 storage buffers; each of its entry points binds at most 8, the
+/// most every WebGPU adapter has, so every mode runs, forward and BPTT, on a device held to
+/// `wgpu::Limits::default()`.
+#[test]
+fn every_mode_runs_on_a_device_with_the_webgpu_default_limits() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let ctx = GpuContext::with_limits(wgpu::Limits::default()).expect("the adapter meets them");
+    assert_eq!(ctx.limits.max_storage_buffers_per_shader_stage, 8);
+    for mode in [Mode::RnnTanh, Mode::RnnRelu, Mode::Lstm, Mode::Gru] {
+        let config = RnnConfig::new(mode, 5, 9).layers(2).bidirectional(true);
+        compare_on(ctx.clone(), config, 4, 3, 11);
     }
 }
 

@@ -94,8 +94,19 @@ impl GpuContext {
         Ok(ctx)
     }
 
-    /// A new device on the preferred adapter, or on the one `RNN_WGPU_ADAPTER` names.
+    /// A new device on the preferred adapter, or on the one `RNN_WGPU_ADAPTER` names, with
+    /// every limit the adapter offers (large models need large storage bindings).
     pub fn new() -> Result<Arc<Self>> {
+        GpuContext::open(None)
+    }
+
+    /// A new device as `new`, held to `limits` (which the adapter must meet): with
+    /// `wgpu::Limits::default()`, a device as any WebGPU adapter is guaranteed to be.
+    pub fn with_limits(limits: wgpu::Limits) -> Result<Arc<Self>> {
+        GpuContext::open(Some(limits))
+    }
+
+    fn open(limits: Option<wgpu::Limits>) -> Result<Arc<Self>> {
         let instance = instance();
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         // Only adapters that can run compute shaders on storage buffers are of use.
@@ -120,8 +131,7 @@ impl GpuContext {
             )
         })?;
         let info = adapter.get_info();
-        // Ask for everything the adapter offers: large models need large storage bindings.
-        let limits = adapter.limits();
+        let limits = limits.unwrap_or_else(|| adapter.limits());
         // f16 storage and arithmetic where the adapter has it (f16 inference weights).
         let features = adapter.features() & wgpu::Features::SHADER_F16;
         let descriptor = wgpu::DeviceDescriptor {
