@@ -1,4 +1,5 @@
-//! A recurrent stack on the GPU: parameters resident, one plan per (T, B), ndarray in and out.
+//! A recurrent stack on the GPU: parameters resident, plans per (T, B) leased from a bounded
+//! cache, ndarray in and out (any `Real` element type at the seam; the kernels compute in f32).
 
 use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex};
