@@ -252,6 +252,20 @@ impl CellCase {
     }
 }
 
+/// The step uniforms of one forward direction at (T, B, H) = (SEQ, BATCH, HIDDEN).
+fn step_uniforms(ctx: &GpuContext, mode: Mode) -> wgpu::Buffer {
+    let shape = StepShape {
+        mode,
+        seq: SEQ,
+        batch: BATCH,
+        hidden: HIDDEN,
+        gate_rows: mode.gate_count() * HIDDEN,
+        direction: 0,
+        directions: 1,
+    };
+    ops::step_uniforms(ctx, shape).expect("uniforms")
+}
+
 /// The device buffers of a `CellCase`, bound by name.
 struct CellBuffers {
     steps: wgpu::Buffer,
@@ -281,17 +295,8 @@ impl CellBuffers {
         let w_hh_t: Vec<f32> = (0..h * gh)
             .map(|i| case.w_hh[(i % gh) * h + i / gh])
             .collect();
-        let shape = StepShape {
-            mode: case.mode,
-            seq: SEQ,
-            batch: BATCH,
-            hidden: h,
-            gate_rows: gh,
-            direction: 0,
-            directions: 1,
-        };
         CellBuffers {
-            steps: ops::step_uniforms(ctx, shape).unwrap(),
+            steps: step_uniforms(ctx, case.mode),
             w_hh_t: upload(ctx, &w_hh_t),
             b_hh: upload(ctx, &case.b_hh),
             gates: upload(ctx, &case.x_proj),
@@ -480,16 +485,7 @@ fn hidden_backward_with_and_without_the_direct_term() {
                 want[b * h + k] = sum;
             }
         }
-        let shape = StepShape {
-            mode,
-            seq: SEQ,
-            batch: BATCH,
-            hidden: h,
-            gate_rows: gh,
-            direction: 0,
-            directions: 1,
-        };
-        let steps = ops::step_uniforms(&ctx, shape).unwrap();
+        let steps = step_uniforms(&ctx, mode);
         let (hgb, wb, db) = (
             upload(&ctx, &hg),
             upload(&ctx, &w_hh),
