@@ -4,6 +4,7 @@ use half::slice::HalfFloatSliceExt;
 
 use super::context::GpuContext;
 use crate::error::{Result, RnnError};
+use crate::limits::human_bytes;
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -38,11 +39,18 @@ impl GpuContext {
     pub fn zeros_in(&self, what: &str, len: usize, precision: Precision) -> Result<wgpu::Buffer> {
         let bytes = precision.bytes(len);
         self.check_buffer(what, bytes)?;
-        self.checked(what, || {
+        self.create(what, bytes, STORAGE)
+    }
+
+    /// A new buffer inside an error scope: running out of device memory is an error naming
+    /// the buffer and its bytes, never a panic.
+    fn create(&self, what: &str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        let scope = format!("allocating {what} ({})", human_bytes(bytes as u128));
+        self.checked(&scope, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
                 size: bytes,
-                usage: STORAGE,
+                usage,
                 mapped_at_creation: false,
             })
         })
@@ -98,14 +106,11 @@ impl GpuContext {
             padded = [bytes, &[0; 3][..4 - bytes.len() % 4]].concat();
             &padded
         };
-        let buffer = self.checked(what, || {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(what),
-                size: bytes.len() as u64,
-                usage: usage | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })?;
+        let buffer = self.create(
+            what,
+            bytes.len() as u64,
+            usage | wgpu::BufferUsages::COPY_DST,
+        )?;
         self.write_bytes(&buffer, bytes);
         Ok(buffer)
     }
@@ -143,14 +148,8 @@ impl GpuContext {
             .iter()
             .map(|&(buffer, len, precision)| {
                 let bytes = precision.bytes(len);
-                let staging = self.checked("a readback buffer", || {
-                    self.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("readback"),
-                        size: bytes,
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                })?;
+                let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+                let staging = self.create("a readback buffer", bytes, usage)?;
                 encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
                 Ok(staging)
             })
