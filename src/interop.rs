@@ -12,16 +12,48 @@ use crate::model::Rnn;
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
-/// Loads `path` as a `mode` stack. `prefix` is what precedes the parameter names when the layer
-/// was a submodule (e.g. `"rnn."`), "" otherwise. Every expected name must be there with its
-/// shape and no other name may be; errors list what was expected.
+/// How a stack is read out of a state_dict file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions<'a> {
+    /// What precedes the parameter names when the stack was a submodule (`"encoder.rnn."`), ""
+    /// otherwise. Tensors under the prefix must all be the stack's; others belong to other
+    /// layers and are left alone.
+    pub prefix: &'a str,
+    pub batch_first: bool,
+    /// As `load_state_dict(strict=True)` on the whole file: any tensor that is not the stack's
+    /// is an error, outside the prefix too.
+    pub strict: bool,
+}
+
+/// Loads `path` as a `mode` stack under `prefix` (see `LoadOptions`); the file's other tensors
+/// are left alone. Every expected name must be there with its shape; errors list what was
+/// expected.
 pub fn load_state_dict(
     path: &Path,
     mode: Mode,
     prefix: &str,
     batch_first: bool,
 ) -> Result<Rnn<f32>> {
-    let file = TensorFile::read(path)?;
+    let options = LoadOptions {
+        prefix,
+        batch_first,
+        strict: false,
+    };
+    load_state_dict_with(&TensorFile::read(path)?, mode, options)
+}
+
+/// `load_state_dict` from a file already read, with every option.
+pub fn load_state_dict_with(
+    file: &TensorFile,
+    mode: Mode,
+    options: LoadOptions<'_>,
+) -> Result<Rnn<f32>> {
+    let LoadOptions {
+        prefix,
+        batch_first,
+        strict,
+    } = options;
+    let path = file.path();
     let shape_of = |name: &str| -> Result<Option<Vec<usize>>> {
         let key = format!("{prefix}{name}");
         file.contains(&key)
@@ -35,7 +67,7 @@ pub fn load_state_dict(
             path: path.into(),
             message: format!(
                 "no {prefix}{first_ih} / {prefix}{first_hh}: not a state_dict of torch.nn.RNN/LSTM/GRU (names: {})",
-                names(&file)
+                names(file)
             ),
         });
     };
@@ -74,7 +106,11 @@ pub fn load_state_dict(
         .iter()
         .map(|s| format!("{prefix}{}", s.name))
         .collect();
-    if let Some(extra) = file.names().find(|n| !known.iter().any(|k| k == n)) {
+    let in_scope = |name: &str| strict || name.starts_with(prefix);
+    if let Some(extra) = file
+        .names()
+        .find(|n| in_scope(n) && !known.iter().any(|k| k == n))
+    {
         return Err(RnnError::UnexpectedTensor {
             name: extra.to_string(),
             known: expected(),
@@ -111,4 +147,61 @@ pub fn save_state_dict(rnn: &Rnn<f32>, path: &Path, prefix: &str) -> Result<()> 
 
 fn names(file: &TensorFile) -> String {
     file.names().collect::<Vec<_>>().join(", ")
+}
+
+/// A recurrent stack found in a state_dict file by its parameter names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundStack {
+    /// What precedes `weight_ih_l0` (`"encoder.rnn."`, or "").
+    pub prefix: String,
+    /// What the gate count says: LSTM (4H rows), GRU (3H) or an Elman RNN (H; tanh and relu
+    /// look the same on file, so `RnnTanh` stands for both); `None` for another count.
+    pub mode: Option<Mode>,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    /// `proj_size` of an LSTM with projections (`weight_hr_l0`), 0 without.
+    pub proj_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    pub bias: bool,
+}
+
+/// Every recurrent stack in `file`, found by its `weight_ih_l0`, in name order.
+pub fn find_stacks(file: &TensorFile) -> Vec<FoundStack> {
+    let mut names: Vec<&str> = file.names().collect();
+    names.sort_unstable();
+    let shape = |name: String| file.shape(&name).ok().map(<[usize]>::to_vec);
+    let found = |prefix: &str| -> Option<FoundStack> {
+        let ih = shape(format!("{prefix}weight_ih_l0"))?;
+        let hh = shape(format!("{prefix}weight_hh_l0"))?;
+        let (&[gate_rows, input_size], &[_, width]) = (ih.as_slice(), hh.as_slice()) else {
+            return None;
+        };
+        // With projections W_hh is (4H, P) and W_hr (P, H).
+        let (hidden_size, proj_size) = match shape(format!("{prefix}weight_hr_l0")).as_deref() {
+            Some(&[p, h]) => (h, p),
+            _ => (width, 0),
+        };
+        let mode = [Mode::Lstm, Mode::Gru, Mode::RnnTanh]
+            .into_iter()
+            .find(|m| gate_rows == m.gate_count() * hidden_size);
+        let has = |name: &str| file.contains(&format!("{prefix}{name}"));
+        Some(FoundStack {
+            prefix: prefix.to_string(),
+            mode,
+            input_size,
+            hidden_size,
+            proj_size,
+            num_layers: (0..)
+                .take_while(|k| has(&format!("weight_ih_l{k}")))
+                .count(),
+            bidirectional: has("weight_ih_l0_reverse"),
+            bias: has("bias_ih_l0"),
+        })
+    };
+    names
+        .iter()
+        .filter_map(|name| name.strip_suffix("weight_ih_l0"))
+        .filter_map(found)
+        .collect()
 }

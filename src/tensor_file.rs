@@ -114,7 +114,8 @@ impl TensorFile {
         self.tensors.contains_key(name)
     }
 
-    /// An F32 tensor (F64 is narrowed) by name.
+    /// A float tensor by name as f32: F32 as stored, F16 and BF16 widened, F64 narrowed (a value
+    /// past the f32 range is an error).
     pub fn f32(&self, name: &str) -> Result<ArrayD<f32>> {
         let t = self.stored(name)?;
         let values: Vec<f32> = match t.dtype {
@@ -135,9 +136,34 @@ impl TensorFile {
                         "tensor '{name}' holds a value past the f32 range at flat index {i}"
                     ))
                 })?,
-            other => return Err(self.error(format!("tensor '{name}' is {other:?}, expected F32"))),
+            // Half precision widens exactly, as PyTorch's load into an f32 module casts.
+            Dtype::F16 => t
+                .bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => t
+                .bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(self.error(format!(
+                    "tensor '{name}' is {other:?}, expected a float (F32, F64, F16 or BF16)"
+                )));
+            }
         };
         self.shaped(name, &t.shape, values)
+    }
+
+    /// How `name` is stored (F32, F16, ...).
+    pub fn dtype(&self, name: &str) -> Result<Dtype> {
+        Ok(self.stored(name)?.dtype)
+    }
+
+    /// The shape of `name` as stored.
+    pub fn shape(&self, name: &str) -> Result<&[usize]> {
+        Ok(&self.stored(name)?.shape)
     }
 
     /// An I64 tensor by name.

@@ -575,3 +575,22 @@ fn parity_on_gpu_without_an_adapter_says_so_once() {
         "error: no case ran: GPU: no adapter's name contains 'no-such-adapter-anywhere' (RNN_WGPU_ADAPTER)\n"
     );
 }
+
+#[test]
+fn inspect_lists_a_whole_models_stack_by_prefix_and_its_other_tensors() {
+    let out = rnn_wgpu(&["inspect", "tests/data/interop/whole_model_f16.safetensors"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "recurrent stacks (1):",
+        "'encoder.rnn.': LSTM input=6 hidden=7 layers=2 bidirectional=false bias=true dtype=F16",
+        "other tensors (3):",
+        "encoder.embedding.weight [11, 6] F16 (132 bytes)",
+        "head.weight [3, 7] F16 (42 bytes)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    let missing = rnn_wgpu(&["inspect", "no-such-file.safetensors"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(text(&missing.stderr).lines().count(), 1);
+}

@@ -2,6 +2,7 @@
 //! dict reproduce PyTorch's outputs, a PyTorch-saved batch_first bidirectional LSTM matches its
 //! saved outputs, weights round-trip, and wrong names or shapes list what was expected.
 
+mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -170,4 +171,169 @@ fn wrong_mode_extra_names_and_missing_names_are_errors_that_list_what_was_expect
 
     let err = load_state_dict(&repo("README.md"), Mode::Lstm, "", false).unwrap_err();
     assert!(matches!(err, RnnError::File { .. }), "{err}");
+}
+
+/// A whole PyTorch model's state_dict (tests/data/interop/gen_whole_model.py): an embedding
+/// with a padding row and a 2-layer batch-first LSTM under `encoder.`, a Linear head.
+mod whole_model {
+    use super::*;
+    use ndarray::{Array2, Array3, ArrayView3, Ix2};
+    use rnn_wgpu::interop::{LoadOptions, find_stacks, load_state_dict_with};
+    use rnn_wgpu::nn::{Embedding, Linear};
+    use rnn_wgpu::{Backend, OutputGrads, Rnn};
+
+    const PREFIX: &str = "encoder.rnn.";
+
+    struct Loaded {
+        embedding: Embedding,
+        rnn: Rnn<f32>,
+        head: Linear,
+    }
+
+    fn load(dtype: &str) -> Loaded {
+        let path = repo(&format!(
+            "tests/data/interop/whole_model_{dtype}.safetensors"
+        ));
+        let file = TensorFile::read(&path).unwrap();
+        let options = LoadOptions {
+            prefix: PREFIX,
+            batch_first: true,
+            strict: false,
+        };
+        let rnn = load_state_dict_with(&file, Mode::Lstm, options).unwrap();
+        let lookup = |name: &str| file.contains(name).then(|| file.f32(name)).transpose();
+        let embedding = Embedding::from_lookup("encoder.embedding.", Some(0), lookup).unwrap();
+        let head = Linear::from_lookup("head", (7, 3), lookup).unwrap();
+        Loaded {
+            embedding,
+            rnn,
+            head,
+        }
+    }
+
+    fn expected(name: &str) -> ndarray::ArrayD<f32> {
+        let file = TensorFile::read(&repo("tests/data/interop/whole_model_expected.safetensors"));
+        file.unwrap().f32(name).unwrap()
+    }
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 2e-5 * (1.0 + w.abs()),
+                "{what}: index {i}: got {g}, want {w}"
+            );
+        }
+    }
+
+    /// Forward and backward of sum(logits * loss_weights) through embedding, stack and head;
+    /// every result against PyTorch's for the weights as stored in `dtype`.
+    fn check(model: &Loaded, dtype: &str, backend: &str) {
+        let what = |name: &str| format!("{dtype} on {backend}: {name}");
+        let ids_file =
+            TensorFile::read(&repo("tests/data/interop/whole_model_expected.safetensors"));
+        let ids = ids_file.unwrap().i64("ids").unwrap();
+        let ids: Array2<usize> = ids
+            .mapv(|v| v as usize)
+            .into_dimensionality::<Ix2>()
+            .unwrap();
+        let x = model.embedding.forward(ids.view()).unwrap(); // (B, T, E): batch-first ids
+        let (out, tape) = model.rnn.forward_train(x.view(), None, None).unwrap();
+        let (batch, seq, hidden) = out.output.dim();
+        let rows = out
+            .output
+            .to_shape((batch * seq, hidden))
+            .unwrap()
+            .to_owned();
+        let logits = model.head.forward(rows.view());
+        let flat = |a: &ndarray::ArrayD<f32>| a.iter().copied().collect::<Vec<_>>();
+        let s = |a: ArrayView3<'_, f32>| a.iter().copied().collect::<Vec<_>>();
+        assert_close(
+            &what("logits"),
+            logits.as_slice().unwrap(),
+            &flat(&expected(&format!("{dtype}.logits"))),
+        );
+        assert_close(
+            &what("h_n"),
+            &s(out.h_n.view()),
+            &flat(&expected(&format!("{dtype}.h_n"))),
+        );
+        assert_close(
+            &what("c_n"),
+            &s(out.c_n.as_ref().unwrap().view()),
+            &flat(&expected(&format!("{dtype}.c_n"))),
+        );
+        let weights = expected("loss_weights");
+        let grad_logits = Array2::from_shape_vec((batch * seq, 3), flat(&weights)).unwrap();
+        let (head_grads, grad_rows) = model.head.backward(rows.view(), grad_logits.view());
+        let grad_output: Array3<f32> = grad_rows
+            .into_shape_with_order((batch, seq, hidden))
+            .unwrap();
+        let upstream = OutputGrads {
+            output: Some(grad_output.view()),
+            ..Default::default()
+        };
+        let grads = model.rnn.backward(tape, upstream, true).unwrap();
+        let grad_x = grads.input.unwrap();
+        let grad_embedding = model.embedding.backward(ids.view(), grad_x.view()).unwrap();
+        assert_close(
+            &what("grad head.weight"),
+            head_grads.weight.as_slice().unwrap(),
+            &flat(&expected(&format!("{dtype}.grad_head_weight"))),
+        );
+        assert_close(
+            &what("grad embedding"),
+            grad_embedding.as_slice().unwrap(),
+            &flat(&expected(&format!("{dtype}.grad_embedding"))),
+        );
+        assert!(
+            grad_embedding.row(0).iter().all(|&g| g == 0.0),
+            "the padding row has no gradient"
+        );
+    }
+
+    #[test]
+    fn a_whole_model_state_dict_in_f32_f16_and_bf16_loads_by_prefix_and_reproduces_pytorch() {
+        for dtype in ["f32", "f16", "bf16"] {
+            let model = load(dtype);
+            check(&model, dtype, "cpu");
+            if let Some(ctx) = crate::common::gpu() {
+                let on_gpu = Loaded {
+                    rnn: model.rnn.clone().with_gpu(ctx).unwrap(),
+                    ..model
+                };
+                assert_eq!(on_gpu.rnn.backend(), Backend::Gpu);
+                check(&on_gpu, dtype, "gpu");
+            }
+        }
+    }
+
+    #[test]
+    fn strict_loading_refuses_the_other_layers_tensors_and_the_stack_is_found_by_prefix() {
+        let path = repo("tests/data/interop/whole_model_f32.safetensors");
+        let file = TensorFile::read(&path).unwrap();
+        let strict = LoadOptions {
+            prefix: PREFIX,
+            batch_first: true,
+            strict: true,
+        };
+        let err = load_state_dict_with(&file, Mode::Lstm, strict).unwrap_err();
+        assert!(matches!(err, RnnError::UnexpectedTensor { .. }), "{err}");
+        let stacks = find_stacks(&file);
+        assert_eq!(stacks.len(), 1);
+        let stack = &stacks[0];
+        assert_eq!(
+            (
+                stack.prefix.as_str(),
+                stack.mode,
+                stack.input_size,
+                stack.hidden_size
+            ),
+            (PREFIX, Some(Mode::Lstm), 6, 7)
+        );
+        assert_eq!(
+            (stack.num_layers, stack.bidirectional, stack.bias),
+            (2, false, true)
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod info;
+mod inspect;
 mod options;
 mod parity;
 mod run;
@@ -34,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List GPU adapters, the one chosen, its limits and features.
     Info,
+    /// List what a safetensors file holds: its recurrent stacks (by prefix) and other tensors.
+    Inspect(inspect::InspectArgs),
     /// Train a character language model on a text (tiny Shakespeare by default).
     Train(train::TrainArgs),
     /// Generate text from a trained character model.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
+        Command::Inspect(args) => inspect::run(args),
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Run(args) => run::run(args),
