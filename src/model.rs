@@ -33,6 +33,8 @@ pub struct Rnn<T = f32> {
     device: Option<DeviceCopy>,
     /// Where training forwards draw their dropout masks from.
     dropout_masks: Mutex<MaskStream>,
+    /// PyTorch's train() / eval(): dropout only in train mode (the default).
+    training: bool,
 }
 
 impl<T: Real> Clone for Rnn<T> {
@@ -46,6 +48,7 @@ impl<T: Real> Clone for Rnn<T> {
             workspace: self.workspace.clone(),
             device: self.device.as_ref().map(DeviceCopy::fresh),
             dropout_masks: Mutex::new(MaskStream::new(0)),
+            training: self.training,
         }
     }
 }
@@ -245,6 +248,7 @@ impl<T: Real> Rnn<T> {
             workspace: Workspace::new(),
             device: None,
             dropout_masks: Mutex::new(MaskStream::new(0)),
+            training: true,
         }
     }
 
@@ -324,8 +328,22 @@ impl<T: Real> Rnn<T> {
         *self.dropout_masks.lock().unwrap_or_else(|p| p.into_inner()) = MaskStream::new(seed);
     }
 
-    /// The masks of one training forward: empty without dropout.
+    /// PyTorch's `train()` (true, the default) or `eval()` (false): in eval mode training
+    /// forwards drop nothing, so their outputs equal inference forwards while still keeping a
+    /// tape for `backward`.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// The masks of one training forward: empty without dropout or in eval mode.
     fn draw_dropout(&self, seq: usize, batch: usize) -> Vec<Array3<T>> {
+        if !self.training {
+            return Vec::new();
+        }
         let mut stream = self.dropout_masks.lock().unwrap_or_else(|p| p.into_inner());
         draw_masks(&self.config, seq, batch, stream.rng())
     }
@@ -649,6 +667,16 @@ impl<T: Real> Rnn<T> {
             .check_activation_size(tokens.nrows(), tokens.ncols())?;
         crate::tokens::check_tokens("tokens", tokens, self.config.input_size)?;
         Ok(tokens)
+    }
+
+    /// h0 and c0 as a forward checks them (B from h0), owned; an absent c0 is zeros.
+    pub(crate) fn checked_states(
+        &self,
+        h0: ArrayView3<'_, T>,
+        c0: Option<ArrayView3<'_, T>>,
+    ) -> Result<(Array3<T>, Option<Array3<T>>)> {
+        let (h, c) = self.check_states(h0.dim().1, Some(h0), c0)?;
+        Ok((h.into_owned(), c.map(|c| c.into_owned())))
     }
 
     /// h0 and c0 (L*D, B, H), zeros where absent; c0 only for LSTM.

@@ -176,6 +176,44 @@ impl<T: Real> RnnParams<T> {
         out
     }
 
+    /// Every entry set to zero (as `optimizer.zero_grad()` for gradients).
+    pub fn zero(&mut self) {
+        for slice in self.slices_mut() {
+            slice.fill(T::zero());
+        }
+    }
+
+    /// Adds `other` entry by entry (summing the gradients of two backwards); the two must have
+    /// the same tensors and shapes.
+    pub fn add(&mut self, other: &RnnParams<T>) -> Result<()> {
+        let theirs = other.slices();
+        let mine = self.slices_mut();
+        let lens = |s: &[&[T]]| s.iter().map(|t| t.len()).collect::<Vec<_>>();
+        if mine.len() != theirs.len() || mine.iter().zip(&theirs).any(|(a, b)| a.len() != b.len()) {
+            return Err(RnnError::Shape {
+                tensor: "parameters added".into(),
+                expected: format!("{} tensors like these", mine.len()),
+                got: lens(&theirs),
+            });
+        }
+        for (a, b) in mine.into_iter().zip(theirs) {
+            a.iter_mut().zip(b).for_each(|(a, &b)| *a = *a + b);
+        }
+        Ok(())
+    }
+
+    /// Multiplies every entry by `factor`.
+    pub fn scale(&mut self, factor: T) {
+        for slice in self.slices_mut() {
+            slice.iter_mut().for_each(|v| *v = *v * factor);
+        }
+    }
+
+    /// The L2 norm over every entry, as `clip_grad_norm_` measures it.
+    pub fn norm(&self) -> f64 {
+        self.sum_of_squares().sqrt()
+    }
+
     /// Sum of squares of every entry, in f64 (for global-norm clipping and tests).
     pub fn sum_of_squares(&self) -> f64 {
         let mut total = 0.0;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 
 use crate::error::{Result, RnnError};
 use crate::gpu::{GpuModel, PlanLease};
@@ -30,6 +30,29 @@ impl Rnn<f32> {
     /// direction would need the inputs still to come.
     pub fn stream(&self, batch: usize) -> Result<Stream<'_>> {
         let cfg = self.config();
+        let dims = (cfg.num_layers, batch, cfg.hidden_size);
+        let c = cfg.mode.has_cell_state().then(|| Array3::zeros(dims));
+        self.stream_with(batch, Array3::zeros(dims), c)
+    }
+
+    /// B streams starting from given states: h0 and (LSTM) c0, each (L, B, H), as a forward's
+    /// `h0` / `c0` (or a previous stream's `state()`).
+    pub fn stream_from(
+        &self,
+        h0: ArrayView3<'_, f32>,
+        c0: Option<ArrayView3<'_, f32>>,
+    ) -> Result<Stream<'_>> {
+        let (h, c) = self.checked_states(h0, c0)?;
+        self.stream_with(h0.dim().1, h, c)
+    }
+
+    fn stream_with(
+        &self,
+        batch: usize,
+        h: Array3<f32>,
+        c: Option<Array3<f32>>,
+    ) -> Result<Stream<'_>> {
+        let cfg = self.config();
         if cfg.bidirectional {
             return Err(RnnError::Config("a bidirectional model cannot stream: its reverse direction reads the whole sequence".into()));
         }
@@ -39,12 +62,11 @@ impl Rnn<f32> {
             });
         }
         cfg.check_activation_size(1, batch)?;
-        let dims = (cfg.num_layers, batch, cfg.hidden_size);
         Ok(Stream {
             model: self,
             batch,
-            h: Array3::zeros(dims),
-            c: cfg.mode.has_cell_state().then(|| Array3::zeros(dims)),
+            h,
+            c,
             gpu: self.gpu_model()?,
             lease: None,
             resets: Vec::new(),

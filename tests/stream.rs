@@ -146,3 +146,42 @@ fn bad_streams_are_refused() {
     );
     assert!(stream.reset(&[2]).is_err());
 }
+
+/// `stream_from(h0, c0)` equals the forward from the same states, step for step, on both
+/// backends; bad states are refused as a forward refuses them.
+#[test]
+fn a_stream_from_given_states_equals_the_forward_from_them() {
+    let backends: Vec<Backend> = std::iter::once(Backend::Cpu)
+        .chain(common::gpu().map(|_| Backend::Gpu))
+        .collect();
+    for backend in backends {
+        for (i, mode) in Mode::ALL.into_iter().enumerate() {
+            let mut rng = StdRng::seed_from_u64(40 + i as u64);
+            let (seq, batch) = (4, 3);
+            let mut random =
+                |dims| Array3::from_shape_simple_fn(dims, || rng.random_range(-1.0f32..1.0));
+            let x = random((seq, batch, 4));
+            let h0 = random((2, batch, 5));
+            let c0 = (mode == Mode::Lstm).then(|| random((2, batch, 5)));
+            let cpu = Rnn::<f32>::new(RnnConfig::new(mode, 4, 5).layers(2), 3).unwrap();
+            let full = cpu
+                .forward(x.view(), Some(h0.view()), c0.as_ref().map(|c| c.view()))
+                .unwrap();
+            let model = cpu.with_backend(backend).unwrap();
+            let mut stream = model
+                .stream_from(h0.view(), c0.as_ref().map(|c| c.view()))
+                .unwrap();
+            for t in 0..seq {
+                let y = stream.step(x.index_axis(Axis(0), t)).unwrap();
+                let want = full.output.index_axis(Axis(0), t).to_owned();
+                close(
+                    &format!("{mode} {backend} from a state, step {t}"),
+                    &y,
+                    &want,
+                );
+            }
+            let wrong = Array3::<f32>::zeros((1, batch, 5));
+            assert!(model.stream_from(wrong.view(), None).is_err());
+        }
+    }
+}

@@ -38,7 +38,9 @@ struct SgdHyper {
     lr: f32,
     momentum: f32,
     scale: f32,
-    pad: [f32; 5],
+    weight_decay: f32,
+    nesterov: f32,
+    pad: [f32; 3],
 }
 
 /// Matches `Tensor` in shaders/optimizer_tensor.wgsl (the optimizer kernels' shared prelude).
@@ -278,7 +280,9 @@ impl GpuModel {
             lr: sgd.lr,
             momentum: sgd.momentum,
             scale: grad_scale,
-            pad: [0.0; 5],
+            weight_decay: sgd.weight_decay,
+            nesterov: if sgd.nesterov { 1.0 } else { 0.0 },
+            pad: [0.0; 3],
         };
         self.with_optimizer_state(|state| {
             self.ctx

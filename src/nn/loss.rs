@@ -1,4 +1,5 @@
-//! Losses with their gradients: mean softmax cross-entropy and mean squared error.
+//! Losses with their gradients: softmax cross-entropy (mean, or with PyTorch's weight,
+//! ignore_index and reduction) and mean squared error.
 
 use ndarray::{Array2, ArrayView2};
 
@@ -36,6 +37,115 @@ pub fn cross_entropy(logits: ArrayView2<'_, f32>, targets: &[usize]) -> Result<(
         g[target] -= 1.0 / n as f32;
     }
     Ok(((total / n as f64) as f32, grad))
+}
+
+/// How a loss reduces its per-row values, as PyTorch's `reduction=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The (weighted) mean: sum of w[y_i] l_i over sum of w[y_i], ignored rows left out.
+    #[default]
+    Mean,
+    Sum,
+    /// One value per row (0 for an ignored row).
+    None,
+}
+
+/// `torch.nn.functional.cross_entropy`'s options.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CrossEntropyOptions {
+    /// (V): a weight per class, multiplying each row's loss by its target's.
+    pub weight: Option<Vec<f32>>,
+    /// Rows with this target count for nothing (PyTorch's `ignore_index`; it may lie outside
+    /// 0..V, as its default -100 does).
+    pub ignore_index: Option<usize>,
+    pub reduction: Reduction,
+}
+
+/// What `cross_entropy_with` returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropyOutput {
+    /// One value for `Mean` and `Sum`, one per row for `None`.
+    pub loss: Vec<f32>,
+    /// (N, V): the gradient of the loss, summed over the rows' values for `None`.
+    pub grad: Array2<f32>,
+}
+
+/// Softmax cross-entropy with PyTorch's options. logits (N, V), targets (N).
+pub fn cross_entropy_with(
+    logits: ArrayView2<'_, f32>,
+    targets: &[usize],
+    options: &CrossEntropyOptions,
+) -> Result<CrossEntropyOutput> {
+    let (n, vocab) = logits.dim();
+    if targets.len() != n {
+        return Err(RnnError::Shape {
+            tensor: "targets".into(),
+            expected: format!("({n})"),
+            got: vec![targets.len()],
+        });
+    }
+    if let Some(weight) = &options.weight
+        && weight.len() != vocab
+    {
+        return Err(RnnError::Shape {
+            tensor: "cross_entropy weight".into(),
+            expected: format!("({vocab}), one per class"),
+            got: vec![weight.len()],
+        });
+    }
+    let ignored = |t: usize| options.ignore_index == Some(t);
+    if let Some(&bad) = targets.iter().find(|&&t| t >= vocab && !ignored(t)) {
+        return Err(RnnError::Config(format!(
+            "target {bad} is outside the vocabulary of {vocab}"
+        )));
+    }
+    let class_weight = |t: usize| options.weight.as_ref().map_or(1.0, |w| w[t]);
+    let total_weight: f64 = targets
+        .iter()
+        .filter(|&&t| !ignored(t))
+        .map(|&t| class_weight(t) as f64)
+        .sum();
+    if options.reduction == Reduction::Mean && total_weight == 0.0 {
+        // PyTorch returns NaN here (0 / 0); a loss of NaN would poison the step silently.
+        return Err(RnnError::Config(
+            "cross_entropy: every row is ignored (or weighs 0), so the mean is 0 / 0".into(),
+        ));
+    }
+    let divisor = match options.reduction {
+        Reduction::Mean => total_weight as f32,
+        Reduction::Sum | Reduction::None => 1.0,
+    };
+    let mut grad = Array2::zeros((n, vocab));
+    let mut losses = vec![0.0f32; n];
+    for (((row, mut g), &target), loss) in logits
+        .outer_iter()
+        .zip(grad.outer_iter_mut())
+        .zip(targets)
+        .zip(&mut losses)
+    {
+        if ignored(target) {
+            continue;
+        }
+        let w = class_weight(target);
+        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let g = g.as_slice_mut().expect("standard layout");
+        g.iter_mut().zip(row).for_each(|(g, &v)| *g = v - max);
+        exp_in_place(g);
+        let sum: f32 = g.iter().sum();
+        *loss = w * (max + sum.ln() - row[target]);
+        // w (softmax - one_hot), over the divisor
+        let scale = w / (sum * divisor);
+        g.iter_mut().for_each(|v| *v *= scale);
+        g[target] -= w / divisor;
+    }
+    let loss = match options.reduction {
+        Reduction::None => losses,
+        Reduction::Sum => vec![losses.iter().map(|&l| l as f64).sum::<f64>() as f32],
+        Reduction::Mean => {
+            vec![(losses.iter().map(|&l| l as f64).sum::<f64>() / total_weight) as f32]
+        }
+    };
+    Ok(CrossEntropyOutput { loss, grad })
 }
 
 /// Mean over every entry of (prediction - target)^2; returns the loss and dL/dprediction.

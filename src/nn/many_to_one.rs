@@ -1,14 +1,17 @@
 //! Many-to-one: a recurrent stack whose last state feeds a linear head (sequence classification,
 //! regression on a look-back window), trained one batch at a time.
 
-use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, concatenate};
 
 use super::Linear;
 use crate::error::{Result, RnnError};
-use crate::model::{OutputGrads, Rnn};
+use crate::model::{OutputGrads, Rnn, RnnBatch};
 use crate::optim::{Optimizer, clip_and_step};
 
-/// `head(h_T)`, with h_T the last layer's final state.
+/// `head(last)`, with `last` the last layer's final state: both directions side by side for a
+/// bidirectional stack (`torch.cat([h_n[-2], h_n[-1]], dim=1)`, the forward direction's state
+/// after the last step and the reverse one's after the first), each row's own last valid step
+/// for a batch with lengths.
 #[derive(Clone, Debug)]
 pub struct ManyToOne {
     pub rnn: Rnn<f32>,
@@ -16,29 +19,38 @@ pub struct ManyToOne {
 }
 
 impl ManyToOne {
-    /// Only unidirectional stacks: a reverse direction's final state has read the sequence
-    /// backwards, which is not "the last step".
+    /// The head reads D*H features.
     pub fn new(rnn: Rnn<f32>, head: Linear) -> Result<Self> {
-        if rnn.config().bidirectional {
-            return Err(RnnError::Config(
-                "many-to-one takes a unidirectional stack".into(),
-            ));
-        }
-        if head.weight.ncols() != rnn.config().hidden_size {
+        let features = rnn.config().output_size();
+        if head.weight.ncols() != features {
             return Err(RnnError::Shape {
                 tensor: "head.weight".into(),
-                expected: format!("(out, {})", rnn.config().hidden_size),
+                expected: format!("(out, {features})"),
                 got: head.weight.shape().to_vec(),
             });
         }
         Ok(ManyToOne { rnn, head })
     }
 
-    /// x (T, B, I) -> (B, out)
+    /// x (T, B, I), or (B, T, I) with `batch_first` -> (B, out)
     pub fn predict(&self, x: ArrayView3<'_, f32>) -> Result<Array2<f32>> {
-        let out = self.rnn.forward(x, None, None)?;
-        let last_layer = self.rnn.config().num_layers - 1;
-        Ok(self.head.forward(out.h_n.index_axis(Axis(0), last_layer)))
+        self.predict_batch(RnnBatch::dense(x))
+    }
+
+    /// Any batch (dense or token ids, with lengths, from given states) -> (B, out)
+    pub fn predict_batch(&self, batch: RnnBatch<'_, f32>) -> Result<Array2<f32>> {
+        let out = self.rnn.forward_batch(batch)?;
+        Ok(self.head.forward(self.last_states(out.h_n.view()).view()))
+    }
+
+    /// h_n (L*D, B, H) -> the last layer's final states (B, D*H).
+    fn last_states(&self, h_n: ArrayView3<'_, f32>) -> Array2<f32> {
+        let cfg = self.rnn.config();
+        let first = (cfg.num_layers - 1) * cfg.directions();
+        let slots: Vec<_> = (first..first + cfg.directions())
+            .map(|k| h_n.index_axis(Axis(0), k))
+            .collect();
+        concatenate(Axis(1), &slots).expect("same batch and width")
     }
 
     /// One optimizer step on batch x (T, B, I): `loss` maps the predictions (B, out) to the loss
@@ -51,24 +63,35 @@ impl ManyToOne {
         optimizer: &mut impl Optimizer,
         clip: Option<f32>,
     ) -> Result<f32> {
-        let (out, tape) = self.rnn.forward_train(x, None, None)?;
-        let last_layer = self.rnn.config().num_layers - 1;
-        let last = out.h_n.index_axis(Axis(0), last_layer);
-        let (value, grad_prediction) = loss(self.head.forward(last).view())?;
-        let (mut head_grads, grad_last) = self.head.backward(last, grad_prediction.view());
-        // Only the last state feeds the head, so only its slot of h_n gets a gradient.
-        let mut grad_h_n = ndarray::Array3::zeros(out.h_n.raw_dim());
-        grad_h_n
-            .index_axis_mut(Axis(0), last_layer)
-            .assign(&grad_last);
-        let mut grads = self.rnn.backward(
-            tape,
-            OutputGrads {
-                h_n: Some(grad_h_n.view()),
-                ..Default::default()
-            },
-            false,
-        )?;
+        self.train_step_batch(RnnBatch::dense(x), loss, optimizer, clip)
+    }
+
+    /// `train_step` on any batch (dense or token ids, with lengths, from given states).
+    pub fn train_step_batch(
+        &mut self,
+        batch: RnnBatch<'_, f32>,
+        loss: impl FnOnce(ArrayView2<'_, f32>) -> Result<(f32, Array2<f32>)>,
+        optimizer: &mut impl Optimizer,
+        clip: Option<f32>,
+    ) -> Result<f32> {
+        let (out, tape) = self.rnn.forward_train_batch(batch)?;
+        let last = self.last_states(out.h_n.view());
+        let (value, grad_prediction) = loss(self.head.forward(last.view()).view())?;
+        let (mut head_grads, grad_last) = self.head.backward(last.view(), grad_prediction.view());
+        // Only the last layer's final states feed the head: only their slots of h_n get a
+        // gradient, each direction its H columns.
+        let cfg = self.rnn.config();
+        let (first, hidden) = ((cfg.num_layers - 1) * cfg.directions(), cfg.hidden_size);
+        let mut grad_h_n = Array3::zeros(out.h_n.raw_dim());
+        for d in 0..cfg.directions() {
+            let columns = grad_last.slice(ndarray::s![.., d * hidden..(d + 1) * hidden]);
+            grad_h_n.index_axis_mut(Axis(0), first + d).assign(&columns);
+        }
+        let upstream = OutputGrads {
+            h_n: Some(grad_h_n.view()),
+            ..Default::default()
+        };
+        let mut grads = self.rnn.backward(tape, upstream, false)?;
         let mut grad_slices = grads.params.slices_mut();
         grad_slices.extend(head_grads.slices_mut());
         let mut params = self.rnn.params_mut().slices_mut();

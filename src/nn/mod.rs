@@ -7,5 +7,7 @@ pub mod many_to_one;
 
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use loss::{cross_entropy, mse};
+pub use loss::{
+    CrossEntropyOptions, CrossEntropyOutput, Reduction, cross_entropy, cross_entropy_with, mse,
+};
 pub use many_to_one::ManyToOne;
