@@ -73,7 +73,7 @@ fn main() -> rnn_wgpu::Result<()> {
         let forecast: Vec<f32> = forecast.index_axis(Axis(1), 0).iter().copied().collect();
         let actual = &y[at + 1..=at + HORIZON];
         free_err += mean_squared(&forecast, actual);
-        naive_err += mean_squared(&vec![y[at]; HORIZON], actual);
+        naive_err += mean_squared(&[y[at]; HORIZON], actual);
         count += 1;
     }
     println!(
