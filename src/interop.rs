@@ -9,6 +9,7 @@ use crate::config::RnnConfig;
 use crate::conventions::{Mode, ParamKind, param_name};
 use crate::error::{Result, RnnError, shape_string};
 use crate::model::Rnn;
+use crate::nn::Linear;
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
@@ -204,4 +205,62 @@ pub fn find_stacks(file: &TensorFile) -> Vec<FoundStack> {
         .filter_map(|name| name.strip_suffix("weight_ih_l0"))
         .filter_map(found)
         .collect()
+}
+
+/// Writes a stack and its linear head under PyTorch's names (`rnn.` and `head.`), as
+/// `safetensors.torch.save_file({**rnn.state_dict() prefixed, **head.state_dict() prefixed})`
+/// would; returns the lines of PyTorch that rebuild and load them.
+pub fn export_with_head(rnn: &Rnn<f32>, head: &Linear, path: &Path) -> Result<String> {
+    let mut tensors: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = rnn
+        .params()
+        .named(rnn.config())
+        .into_iter()
+        .map(|(name, t)| (format!("rnn.{name}"), t))
+        .collect();
+    tensors.push(("head.weight".into(), head.weight.view().into_dyn()));
+    tensors.push(("head.bias".into(), head.bias.view().into_dyn()));
+    write_f32(
+        path,
+        &tensors,
+        HashMap::from([("format".to_string(), "pt".to_string())]),
+    )?;
+    Ok(pytorch_loader(rnn.config(), head, path))
+}
+
+/// The PyTorch that rebuilds the modules `export_with_head` wrote and loads their weights.
+fn pytorch_loader(config: &RnnConfig, head: &Linear, path: &Path) -> String {
+    let module = match config.mode {
+        Mode::RnnTanh | Mode::RnnRelu => "RNN",
+        Mode::Lstm => "LSTM",
+        Mode::Gru => "GRU",
+    };
+    let dropout = if config.dropout > 0.0 {
+        format!(", dropout={}", config.dropout)
+    } else {
+        String::new()
+    };
+    let nonlinearity = match config.mode {
+        Mode::RnnTanh => ", nonlinearity=\"tanh\"",
+        Mode::RnnRelu => ", nonlinearity=\"relu\"",
+        Mode::Lstm | Mode::Gru => "",
+    };
+    let py_bool = |b: bool| if b { "True" } else { "False" };
+    format!(
+        "import torch\n\
+         from safetensors.torch import load_file\n\
+         rnn = torch.nn.{module}({}, {}, num_layers={}{nonlinearity}{dropout}, bias={}, batch_first={}, bidirectional={})\n\
+         head = torch.nn.Linear({}, {})\n\
+         state = load_file({:?})\n\
+         rnn.load_state_dict({{k[4:]: v for k, v in state.items() if k.startswith(\"rnn.\")}})\n\
+         head.load_state_dict({{k[5:]: v for k, v in state.items() if k.startswith(\"head.\")}})\n",
+        config.input_size,
+        config.hidden_size,
+        config.num_layers,
+        py_bool(config.bias),
+        py_bool(config.batch_first),
+        py_bool(config.bidirectional),
+        head.weight.ncols(),
+        head.weight.nrows(),
+        path.display().to_string(),
+    )
 }

@@ -594,3 +594,84 @@ fn inspect_lists_a_whole_models_stack_by_prefix_and_its_other_tensors() {
     assert_eq!(missing.status.code(), Some(2));
     assert_eq!(text(&missing.stderr).lines().count(), 1);
 }
+
+/// `export` writes a checkpoint's stack and head under PyTorch's names: loaded back through
+/// `interop` they give the checkpoint's outputs exactly; where Python with torch is present, the
+/// PyTorch lines it prints load the file and compute the same outputs.
+#[test]
+fn export_round_trips_through_interop_and_pytorch() {
+    use rnn_wgpu::checkpoint::Checkpoint;
+    use rnn_wgpu::interop::load_state_dict;
+    use rnn_wgpu::nn::Linear;
+    use rnn_wgpu::tensor_file::TensorFile;
+
+    let (dir, data) = train_dir("export");
+    let model = [
+        "--cell", "gru", "--hidden", "12", "--layers", "2", "--steps", "3",
+    ];
+    let out = train_small(data.as_ref(), &dir, &model);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let checkpoint = dir.join("checkpoint.safetensors");
+    let exported = dir.join("exported.safetensors");
+    let args = |extra: &[&str]| {
+        let mut all = vec!["export", "--checkpoint", checkpoint.to_str().unwrap()];
+        all.extend(["--out", exported.to_str().unwrap()]);
+        all.extend(extra);
+        rnn_wgpu(&all)
+    };
+    let out = args(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let loader = text(&out.stdout);
+    assert!(loader.contains("torch.nn.GRU("), "{loader}");
+    // A second export refuses to replace the file unless asked.
+    assert_eq!(args(&[]).status.code(), Some(2));
+    assert!(args(&["--overwrite"]).status.success());
+
+    let ck = Checkpoint::load(&checkpoint).unwrap();
+    let rnn = load_state_dict(&exported, rnn_wgpu::Mode::Gru, "rnn.", false).unwrap();
+    let file = TensorFile::read(&exported).unwrap();
+    let lookup = |name: &str| file.contains(name).then(|| file.f32(name)).transpose();
+    let head = Linear::from_lookup("head", (12, ck.lm.head.weight.nrows()), lookup).unwrap();
+    assert_eq!(rnn.params(), ck.lm.rnn.params());
+    assert_eq!(head, ck.lm.head);
+    let vocab = ck.lm.rnn.config().input_size;
+    let x =
+        ndarray::Array3::from_shape_fn((4, 1, vocab), |(t, _, i)| ((t * 7 + i) % 5) as f32 * 0.25);
+    let ours = rnn.forward(x.view(), None, None).unwrap().output;
+    assert_eq!(
+        ours,
+        ck.lm.rnn.forward(x.view(), None, None).unwrap().output
+    );
+
+    let has_torch = Command::new("python3")
+        .args(["-c", "import torch, safetensors"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch {
+        eprintln!(
+            "skipped the PyTorch half of export_round_trips_through_interop_and_pytorch: no python3 with torch and safetensors here"
+        );
+        return;
+    }
+    let values: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+    let script = format!(
+        "{loader}\nx = torch.tensor([{}]).reshape(4, 1, {vocab})\nout, _ = rnn(x)\nprint(' '.join(repr(v) for v in out.flatten().tolist()))\n",
+        values.join(", ")
+    );
+    let run = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let theirs: Vec<f32> = text(&run.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert!((a - b).abs() < 1e-5, "output {i}: ours {a}, PyTorch {b}");
+    }
+    assert_eq!(theirs.len(), ours.len());
+}

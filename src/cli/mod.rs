@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing and one module per subcommand.
 
 mod bench;
+mod export;
 mod info;
 mod inspect;
 mod options;
@@ -35,6 +36,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List GPU adapters, the one chosen, its limits and features.
     Info,
+    /// Write a checkpoint's stack and head under PyTorch's names, with the PyTorch that loads them.
+    Export(export::ExportArgs),
     /// List what a safetensors file holds: its recurrent stacks (by prefix) and other tensors.
     Inspect(inspect::InspectArgs),
     /// Train a character language model on a text (tiny Shakespeare by default).
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
         Command::Inspect(args) => inspect::run(args),
+        Command::Export(args) => export::run(args),
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Run(args) => run::run(args),
