@@ -41,22 +41,29 @@ fn check_gradients(
     }
 }
 
+/// Adds `delta` to entry i of tensor k, counting the stack's tensors, then the head's weight
+/// and bias.
+fn nudge(rnn: &mut Rnn<f32>, head: &mut Linear, (k, i): (usize, usize), delta: f32) {
+    let tensors = rnn.params().slices().len();
+    if k < tensors {
+        rnn.params_mut().slices_mut()[k][i] += delta;
+    } else if k == tensors {
+        head.weight.as_slice_mut().unwrap()[i] += delta;
+    } else {
+        head.bias[i] += delta;
+    }
+}
+
 fn one_to_many(feed: Feed) -> OneToMany {
     let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Gru, 3, 5).layers(2), 4).unwrap();
     OneToMany::new(rnn, Linear::new(5, 2, 5), feed).unwrap()
 }
 
-/// Every parameter of a one-to-many model: the stack's, then the head's.
-fn params_of(model: &OneToMany) -> Vec<Vec<f32>> {
-    let mut all: Vec<Vec<f32>> = model
-        .rnn
-        .params()
-        .slices()
-        .iter()
-        .map(|s| s.to_vec())
-        .collect();
-    all.push(model.head.weight.as_slice().unwrap().to_vec());
-    all.push(model.head.bias.to_vec());
+/// Every parameter of a stack and its head: the stack's tensors, then the head's weight and bias.
+fn all_params(rnn: &Rnn<f32>, head: &Linear) -> Vec<Vec<f32>> {
+    let mut all: Vec<Vec<f32>> = rnn.params().slices().iter().map(|s| s.to_vec()).collect();
+    all.push(head.weight.as_slice().unwrap().to_vec());
+    all.push(head.bias.to_vec());
     all
 }
 
@@ -78,22 +85,15 @@ fn one_to_many_gradients_equal_finite_differences() {
             .unwrap();
         let loss = |k: usize, i: usize, delta: f32| {
             let mut m = model.clone();
-            let tensors = m.rnn.params().slices().len();
-            if k < tensors {
-                m.rnn.params_mut().slices_mut()[k][i] += delta;
-            } else if k == tensors {
-                m.head.weight.as_slice_mut().unwrap()[i] += delta;
-            } else {
-                m.head.bias[i] += delta;
-            }
+            nudge(&mut m.rnn, &mut m.head, (k, i), delta);
             let y = m.predict(vectors.view(), 4).unwrap();
             let rows = y.into_shape_with_order((12, 2)).unwrap();
             mse(rows.view(), target.view()).unwrap().0
         };
         check_gradients(
             &format!("one to many, {feed:?}"),
-            params_of(&model),
-            params_of(&stepped),
+            all_params(&model.rnn, &model.head),
+            all_params(&stepped.rnn, &stepped.head),
             loss,
         );
     }
@@ -127,19 +127,6 @@ fn one_to_many_feeds_the_vector_where_asked_and_runs_the_same_on_the_gpu() {
     );
 }
 
-fn output_params(model: &OutputFeedback) -> Vec<Vec<f32>> {
-    let mut all: Vec<Vec<f32>> = model
-        .cell
-        .params()
-        .slices()
-        .iter()
-        .map(|s| s.to_vec())
-        .collect();
-    all.push(model.head.weight.as_slice().unwrap().to_vec());
-    all.push(model.head.bias.to_vec());
-    all
-}
-
 #[test]
 fn output_feedback_gradients_equal_finite_differences() {
     let mut rng = StdRng::seed_from_u64(3);
@@ -158,14 +145,7 @@ fn output_feedback_gradients_equal_finite_differences() {
         .unwrap();
     let loss = |k: usize, i: usize, delta: f32| {
         let mut m = model.clone();
-        let tensors = m.cell.params().slices().len();
-        if k < tensors {
-            m.cell.params_mut().slices_mut()[k][i] += delta;
-        } else if k == tensors {
-            m.head.weight.as_slice_mut().unwrap()[i] += delta;
-        } else {
-            m.head.bias[i] += delta;
-        }
+        nudge(&mut m.cell, &mut m.head, (k, i), delta);
         let o = m.forward_teacher(x.view(), previous.view()).unwrap();
         mse(
             o.into_shape_with_order((10, 2)).unwrap().view(),
@@ -175,8 +155,8 @@ fn output_feedback_gradients_equal_finite_differences() {
         .0
     };
     // W_hh (tensor 1) never acts: the cell starts from zeros each step, so its gradient is 0.
-    let before = output_params(&model);
-    let after = output_params(&stepped);
+    let before = all_params(&model.cell, &model.head);
+    let after = all_params(&stepped.cell, &stepped.head);
     assert_eq!(before[1], after[1]);
     check_gradients("output feedback", before, after, loss);
 }

@@ -21,6 +21,15 @@ fn case(name: &str) -> TensorFile {
     TensorFile::read(&path).unwrap()
 }
 
+/// An I64 tensor of the case (ids, lengths, targets) as indices.
+fn indices(file: &TensorFile, name: &str) -> Vec<usize> {
+    file.i64(name)
+        .unwrap()
+        .iter()
+        .map(|&v| v as usize)
+        .collect()
+}
+
 fn values(a: &ArrayD<f32>) -> Vec<f32> {
     a.iter().copied().collect()
 }
@@ -39,12 +48,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
 fn cross_entropy_options_equal_pytorchs() {
     let file = case("cross_entropy.safetensors");
     let logits: Array2<f32> = file.f32("logits").unwrap().into_dimensionality().unwrap();
-    let targets: Vec<usize> = file
-        .i64("targets")
-        .unwrap()
-        .iter()
-        .map(|&t| t as usize)
-        .collect();
+    let targets: Vec<usize> = indices(&file, "targets");
     let weight = values(&file.f32("weight").unwrap());
     let ignore: usize = file.meta_parsed("ignore_index").unwrap();
     let cases = [
@@ -168,18 +172,8 @@ fn device_sgd_with_weight_decay_and_nesterov_equals_the_host() {
 fn a_bidirectional_packed_many_to_one_step_equals_pytorchs() {
     let file = case("many_to_one.safetensors");
     let x = file.f32("x").unwrap().into_dimensionality::<Ix3>().unwrap();
-    let lengths: Vec<usize> = file
-        .i64("lengths")
-        .unwrap()
-        .iter()
-        .map(|&l| l as usize)
-        .collect();
-    let targets: Vec<usize> = file
-        .i64("targets")
-        .unwrap()
-        .iter()
-        .map(|&t| t as usize)
-        .collect();
+    let lengths: Vec<usize> = indices(&file, "lengths");
+    let targets: Vec<usize> = indices(&file, "targets");
     let backends: Vec<Option<_>> = std::iter::once(None)
         .chain(common::gpu().map(Some))
         .collect();
@@ -285,26 +279,16 @@ fn eval_mode_forwards_equal_pytorchs_model_eval() {
         assert!(!model.is_training());
         let (out, tape) = model.forward_train(x.view(), None, None).unwrap();
         let b = model.backend();
-        assert_close(
-            &format!("{b}: eval output"),
-            out.output.as_slice().unwrap(),
-            &want,
-            1e-5,
-        );
-        let h_n = values(&file.f32("h_n").unwrap());
-        assert_close(
-            &format!("{b}: eval h_n"),
-            out.h_n.as_slice().unwrap(),
-            &h_n,
-            1e-5,
-        );
-        let c_n = values(&file.f32("c_n").unwrap());
-        assert_close(
-            &format!("{b}: eval c_n"),
-            out.c_n.unwrap().as_slice().unwrap(),
-            &c_n,
-            1e-5,
-        );
+        let c_n = out.c_n.clone().expect("an LSTM");
+        for (name, got) in [("output", &out.output), ("h_n", &out.h_n), ("c_n", &c_n)] {
+            let want = values(&file.f32(name).unwrap());
+            assert_close(
+                &format!("{b}: eval {name}"),
+                got.as_slice().unwrap(),
+                &want,
+                1e-5,
+            );
+        }
         // The tape still serves a backward, as in PyTorch's eval mode.
         assert!(model.backward(tape, OutputGrads::default(), true).is_ok());
         let inference = model.forward(x.view(), None, None).unwrap();

@@ -9,34 +9,8 @@ use crate::math::exp_in_place;
 /// Mean over rows of -log softmax(logits)`[target]`, as `torch.nn.functional.cross_entropy`.
 /// logits (N, V), targets (N); returns the loss and dL/dlogits (N, V).
 pub fn cross_entropy(logits: ArrayView2<'_, f32>, targets: &[usize]) -> Result<(f32, Array2<f32>)> {
-    let (n, vocab) = logits.dim();
-    if targets.len() != n {
-        return Err(RnnError::Shape {
-            tensor: "targets".into(),
-            expected: format!("({n})"),
-            got: vec![targets.len()],
-        });
-    }
-    if let Some(&bad) = targets.iter().find(|&&t| t >= vocab) {
-        return Err(RnnError::Config(format!(
-            "target {bad} is outside the vocabulary of {vocab}"
-        )));
-    }
-    let mut grad = logits.as_standard_layout().into_owned();
-    let mut total = 0.0f64;
-    for ((row, mut g), &target) in logits.outer_iter().zip(grad.outer_iter_mut()).zip(targets) {
-        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let g = g.as_slice_mut().expect("standard layout");
-        g.iter_mut().for_each(|v| *v -= max);
-        exp_in_place(g);
-        let sum: f32 = g.iter().sum();
-        total += (max + sum.ln() - row[target]) as f64;
-        // softmax - one_hot, averaged over the rows
-        let scale = 1.0 / (sum * n as f32);
-        g.iter_mut().for_each(|v| *v *= scale);
-        g[target] -= 1.0 / n as f32;
-    }
-    Ok(((total / n as f64) as f32, grad))
+    let out = cross_entropy_with(logits, targets, &CrossEntropyOptions::default())?;
+    Ok((out.loss[0], out.grad))
 }
 
 /// How a loss reduces its per-row values, as PyTorch's `reduction=`.

@@ -4,9 +4,10 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, concatenate};
 
 use super::Linear;
+use super::stack_and_head::backward_and_step;
 use crate::error::{Result, RnnError};
 use crate::model::{OutputGrads, Rnn, RnnBatch};
-use crate::optim::{Optimizer, clip_and_step};
+use crate::optim::Optimizer;
 
 /// `head(last)`, with `last` the last layer's final state: both directions side by side for a
 /// bidirectional stack (`torch.cat([h_n[-2], h_n[-1]], dim=1)`, the forward direction's state
@@ -77,7 +78,7 @@ impl ManyToOne {
         let (out, tape) = self.rnn.forward_train_batch(batch)?;
         let last = self.last_states(out.h_n.view());
         let (value, grad_prediction) = loss(self.head.forward(last.view()).view())?;
-        let (mut head_grads, grad_last) = self.head.backward(last.view(), grad_prediction.view());
+        let (head_grads, grad_last) = self.head.backward(last.view(), grad_prediction.view());
         // Only the last layer's final states feed the head: only their slots of h_n get a
         // gradient, each direction its H columns.
         let cfg = self.rnn.config();
@@ -91,12 +92,8 @@ impl ManyToOne {
             h_n: Some(grad_h_n.view()),
             ..Default::default()
         };
-        let mut grads = self.rnn.backward(tape, upstream, false)?;
-        let mut grad_slices = grads.params.slices_mut();
-        grad_slices.extend(head_grads.slices_mut());
-        let mut params = self.rnn.params_mut().slices_mut();
-        params.extend(self.head.slices_mut());
-        clip_and_step(optimizer, params, grad_slices, clip);
+        let (rnn, head) = (&mut self.rnn, &mut self.head);
+        backward_and_step(rnn, head, tape, upstream, head_grads, optimizer, clip)?;
         Ok(value)
     }
 }

@@ -7,6 +7,7 @@ pub mod loss;
 pub mod many_to_one;
 pub mod one_to_many;
 pub mod output_feedback;
+mod stack_and_head;
 
 pub use embedding::Embedding;
 pub use linear::Linear;

@@ -5,9 +5,10 @@
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 
 use super::Linear;
+use super::stack_and_head::backward_and_step;
 use crate::error::{Result, RnnError};
 use crate::model::{OutputGrads, Rnn};
-use crate::optim::{Optimizer, clip_and_step};
+use crate::optim::Optimizer;
 
 /// Where the input vector enters the sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +100,7 @@ impl OneToMany {
             .into_shape_with_order((dims.0 * dims.1, dims.2))
             .expect("standard");
         let (value, grad_y) = loss(self.head.forward(rows.view()).view())?;
-        let (mut head_grads, grad_rows) = self.head.backward(rows.view(), grad_y.view());
+        let (head_grads, grad_rows) = self.head.backward(rows.view(), grad_y.view());
         let grad_output = grad_rows
             .into_shape_with_order(dims)
             .expect("rows of (T, B)");
@@ -107,12 +108,8 @@ impl OneToMany {
             output: Some(grad_output.view()),
             ..Default::default()
         };
-        let mut grads = self.rnn.backward(tape, upstream, false)?;
-        let mut grad_slices = grads.params.slices_mut();
-        grad_slices.extend(head_grads.slices_mut());
-        let mut params = self.rnn.params_mut().slices_mut();
-        params.extend(self.head.slices_mut());
-        clip_and_step(optimizer, params, grad_slices, clip);
+        let (rnn, head) = (&mut self.rnn, &mut self.head);
+        backward_and_step(rnn, head, tape, upstream, head_grads, optimizer, clip)?;
         Ok(value)
     }
 }

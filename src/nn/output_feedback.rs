@@ -9,11 +9,12 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, concatenate};
 
 use super::Linear;
+use super::stack_and_head::backward_and_step;
 use crate::config::RnnConfig;
 use crate::conventions::Mode;
 use crate::error::{Result, RnnError, shape_string};
 use crate::model::{OutputGrads, Rnn};
-use crate::optim::{Optimizer, clip_and_step};
+use crate::optim::Optimizer;
 
 /// W, U and b in `cell` (its input is [x; o]), V and c in `head`.
 #[derive(Clone, Debug)]
@@ -94,18 +95,14 @@ impl OutputFeedback {
         let (out, tape) = self.cell.forward_train(z.view(), None, None)?;
         let h = out.output.index_axis(Axis(0), 0);
         let (value, grad_o) = loss(self.head.forward(h).view())?;
-        let (mut head_grads, grad_h) = self.head.backward(h, grad_o.view());
+        let (head_grads, grad_h) = self.head.backward(h, grad_o.view());
         let grad_output = grad_h.insert_axis(Axis(0));
         let upstream = OutputGrads {
             output: Some(grad_output.view()),
             ..Default::default()
         };
-        let mut grads = self.cell.backward(tape, upstream, false)?;
-        let mut grad_slices = grads.params.slices_mut();
-        grad_slices.extend(head_grads.slices_mut());
-        let mut params = self.cell.params_mut().slices_mut();
-        params.extend(self.head.slices_mut());
-        clip_and_step(optimizer, params, grad_slices, clip);
+        let (rnn, head) = (&mut self.cell, &mut self.head);
+        backward_and_step(rnn, head, tape, upstream, head_grads, optimizer, clip)?;
         Ok(value)
     }
 
