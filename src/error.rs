@@ -24,6 +24,16 @@ pub enum RnnError {
         position: String,
         value: f64,
     },
+    /// Training produced a loss that is not finite: the run stops rather than go on (or report)
+    /// with NaN.
+    #[error(
+        "training diverged at step {step}: the {what} is {value} (parameters or a learning rate too large for f32)"
+    )]
+    Diverged {
+        step: usize,
+        what: &'static str,
+        value: f32,
+    },
     #[error("unknown mode '{0}' (expected RNN_TANH, RNN_RELU, LSTM or GRU)")]
     UnknownMode(String),
     /// A configuration that contradicts itself or the tensors given with it.

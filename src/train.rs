@@ -217,6 +217,13 @@ pub fn train_char_lm(
         lm.rnn
             .seed_dropout(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
         let result = optimizer.step(&mut lm, inputs.view(), targets.view(), state.as_ref())?;
+        if !result.loss.is_finite() {
+            return Err(RnnError::Diverged {
+                step: step + 1,
+                what: "training loss",
+                value: result.loss,
+            });
+        }
         // The carried state is a plain value: the gradient is cut here (the notes' "detach").
         state = Some(result.state);
         step += 1;
@@ -241,6 +248,13 @@ pub fn train_char_lm(
     let val_loss = validation_loss(&lm, val_ids, opts.seq, opts.batch, |done, total| {
         on_event(TrainEvent::Validation { done, total })
     })?;
+    if !val_loss.is_finite() {
+        return Err(RnnError::Diverged {
+            step,
+            what: "validation loss",
+            value: val_loss,
+        });
+    }
     Ok(TrainReport {
         lm,
         start_step: first_step,

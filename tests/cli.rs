@@ -675,3 +675,54 @@ fn export_round_trips_through_interop_and_pytorch() {
     }
     assert_eq!(theirs.len(), ours.len());
 }
+
+/// A run whose loss stops being finite ends with one error line naming the step, not a
+/// report of NaN (on both backends).
+#[test]
+fn a_diverging_run_stops_with_an_error_naming_the_step() {
+    let (dir, data) = train_dir("diverge");
+    let mut backends = vec!["cpu"];
+    if common::gpu().is_some() {
+        backends.push("gpu");
+    }
+    let out_dir = dir.join("run");
+    for backend in backends {
+        let args = [
+            "train",
+            "--data",
+            &data,
+            "--seq",
+            "8",
+            "--batch",
+            "2",
+            "--hidden",
+            "8",
+            "--steps",
+            "3",
+            "--lr",
+            "3e38",
+            "--overwrite",
+            "--backend",
+            backend,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        let out = rnn_wgpu(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{backend}: {}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        let last = stderr.trim_end().lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("error: training diverged at step 2: the training loss is NaN"),
+            "{backend}: {last}"
+        );
+        assert!(
+            !text(&out.stdout).contains("NaN"),
+            "{backend}: NaN reported"
+        );
+    }
+}

@@ -52,6 +52,9 @@ enum Reader {
     Resume,
     RunCsv,
     StateDict,
+    /// `inspect`, which reads any safetensors file: whatever it holds, a listing or one error.
+    Inspect,
+    Export,
 }
 
 impl Reader {
@@ -107,7 +110,12 @@ fn corpus() -> Corpus {
         (Reader::Sample, char_ck.clone()),
         (Reader::RunText, char_ck.clone()),
         (Reader::RunTextGpu, char_ck.clone()),
+        (Reader::Export, char_ck.clone()),
         (Reader::Resume, char_ck),
+        (
+            Reader::Inspect,
+            repo.join("tests/data/interop/whole_model_f16.safetensors"),
+        ),
         (Reader::RunCsv, regression),
         (
             Reader::StateDict,
@@ -449,6 +457,12 @@ fn command(reader: Reader, mutant: &Path, corpus: &Corpus, scratch: &Path) -> Co
     match reader {
         Reader::ParityCpu => cmd.args(["parity", path]),
         Reader::ParityGpu => cmd.args(["parity", "--backend", "gpu", path]),
+        Reader::Inspect => cmd.args(["inspect", path]),
+        Reader::Export => {
+            let out = scratch.join("exported.safetensors");
+            cmd.args(["export", "--checkpoint", path, "--overwrite"])
+                .args(["--out", out.to_str().unwrap()])
+        }
         Reader::Sample => cmd.args([
             "sample",
             "--checkpoint",
@@ -620,7 +634,12 @@ fn mutants_of_every_file_are_refused_clearly_or_run_to_a_finite_result() {
                             cmd
                         } else {
                             let (bytes, rule) = mutate(&std::fs::read(base).unwrap(), &mut rng);
-                            must = rule;
+                            // A listing shows what a file holds, refusable values included.
+                            must = if *reader == Reader::Inspect {
+                                Must::EndCleanly
+                            } else {
+                                rule
+                            };
                             std::fs::write(&mutant, bytes).unwrap();
                             command(*reader, &mutant, corpus, &scratch)
                         };

@@ -82,6 +82,17 @@ impl From<BackendArg> for Backend {
     }
 }
 
+/// exp(loss) to two decimals, or written as exp(loss) where it overflows f64 (a loss past 709
+/// nats, as from a model with enormous weights): never "inf".
+pub fn perplexity(loss: f64) -> String {
+    let ppl = loss.exp();
+    if ppl.is_finite() {
+        format!("{ppl:.2}")
+    } else {
+        format!("exp({loss:.4})")
+    }
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Parity(args) => parity::run(args),

@@ -88,9 +88,9 @@ fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
     let _ = writeln!(out);
     if count > 0 {
         println!(
-            "loss={:.4} nats/char over {count} predictions (perplexity {:.2})",
+            "loss={:.4} nats/char over {count} predictions (perplexity {})",
             total / count as f64,
-            (total / count as f64).exp()
+            super::perplexity(total / count as f64)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -245,10 +245,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         TrainEvent::Step(step) => {
             bar.set_position(goal.position(step));
             bar.set_message(format!(
-                "step {}  loss {:.3}  ppl {:.1}  {:.0} chars/s",
+                "step {}  loss {:.3}  ppl {}  {:.0} chars/s",
                 step.step,
                 step.loss,
-                step.loss.exp(),
+                super::perplexity(step.loss as f64),
                 step.chars_per_sec
             ));
         }
@@ -289,11 +289,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 /// The run's last line before the file names: this run's steps and time, never a mix of the
 /// model's total steps with this run's seconds.
 fn summary(report: &TrainReport) -> String {
-    let ppl = report.val_loss.exp();
+    let ppl = super::perplexity(report.val_loss as f64);
     let run_steps = report.steps - report.start_step;
     let Some(&(_, last)) = report.losses.last() else {
         return format!(
-            "no step in this run (the checkpoint is at step {}), validation perplexity {ppl:.2}",
+            "no step in this run (the checkpoint is at step {}), validation perplexity {ppl}",
             report.steps
         );
     };
@@ -307,7 +307,7 @@ fn summary(report: &TrainReport) -> String {
         String::new()
     };
     format!(
-        "{run_steps} steps in {:.1} s ({:.0} chars/s{resumed}), last training loss {last:.4}, validation perplexity {ppl:.2}",
+        "{run_steps} steps in {:.1} s ({:.0} chars/s{resumed}), last training loss {last:.4}, validation perplexity {ppl}",
         report.elapsed, report.chars_per_sec
     )
 }
