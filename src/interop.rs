@@ -9,7 +9,7 @@ use crate::config::RnnConfig;
 use crate::conventions::{Mode, ParamKind, param_name};
 use crate::error::{Result, RnnError, shape_string};
 use crate::model::Rnn;
-use crate::nn::Linear;
+use crate::nn::{Embedding, Linear};
 use crate::params::RnnParams;
 use crate::tensor_file::{TensorFile, write_f32};
 
@@ -134,16 +134,63 @@ pub fn load_state_dict_with(
 /// Saves the parameters under PyTorch's names (after `prefix`), as
 /// `safetensors.torch.save_file(module.state_dict(), path)` would.
 pub fn save_state_dict(rnn: &Rnn<f32>, path: &Path, prefix: &str) -> Result<()> {
-    let named = rnn.params().named(rnn.config());
-    let tensors: Vec<_> = named
-        .into_iter()
-        .map(|(name, t)| (format!("{prefix}{name}"), t))
-        .collect();
-    write_f32(
-        path,
-        &tensors,
-        HashMap::from([("format".to_string(), "pt".to_string())]),
-    )
+    StateDict::default().rnn(prefix, rnn).save(path)
+}
+
+/// A whole model's state_dict being put together, each layer's tensors under PyTorch's names
+/// after its prefix (`"encoder.rnn."`, `"head."`), written as `safetensors.torch.save_file`
+/// writes `model.state_dict()`.
+#[derive(Clone, Debug, Default)]
+pub struct StateDict<'a> {
+    tensors: Vec<(String, ndarray::ArrayViewD<'a, f32>)>,
+}
+
+impl<'a> StateDict<'a> {
+    /// A recurrent stack: `{prefix}weight_ih_l0`, ...
+    pub fn rnn(mut self, prefix: &str, rnn: &'a Rnn<f32>) -> Self {
+        let named = rnn.params().named(rnn.config());
+        self.tensors.extend(
+            named
+                .into_iter()
+                .map(|(name, t)| (format!("{prefix}{name}"), t)),
+        );
+        self
+    }
+
+    /// A `Linear`: `{prefix}weight` (out, in) and `{prefix}bias` (out).
+    pub fn linear(mut self, prefix: &str, linear: &'a Linear) -> Self {
+        self.tensors
+            .push((format!("{prefix}weight"), linear.weight.view().into_dyn()));
+        self.tensors
+            .push((format!("{prefix}bias"), linear.bias.view().into_dyn()));
+        self
+    }
+
+    /// An `Embedding`: `{prefix}weight` (num, dim).
+    pub fn embedding(mut self, prefix: &str, embedding: &'a Embedding) -> Self {
+        self.tensors.push((
+            format!("{prefix}weight"),
+            embedding.weight.view().into_dyn(),
+        ));
+        self
+    }
+
+    /// Writes the file (atomically); two layers under one name are an error.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut names: Vec<&str> = self.tensors.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(RnnError::Config(format!(
+                "two tensors named '{}' in one state_dict (give each layer its own prefix)",
+                pair[0]
+            )));
+        }
+        write_f32(
+            path,
+            &self.tensors,
+            HashMap::from([("format".to_string(), "pt".to_string())]),
+        )
+    }
 }
 
 fn names(file: &TensorFile) -> String {
@@ -211,19 +258,10 @@ pub fn find_stacks(file: &TensorFile) -> Vec<FoundStack> {
 /// `safetensors.torch.save_file({**rnn.state_dict() prefixed, **head.state_dict() prefixed})`
 /// would; returns the lines of PyTorch that rebuild and load them.
 pub fn export_with_head(rnn: &Rnn<f32>, head: &Linear, path: &Path) -> Result<String> {
-    let mut tensors: Vec<(String, ndarray::ArrayViewD<'_, f32>)> = rnn
-        .params()
-        .named(rnn.config())
-        .into_iter()
-        .map(|(name, t)| (format!("rnn.{name}"), t))
-        .collect();
-    tensors.push(("head.weight".into(), head.weight.view().into_dyn()));
-    tensors.push(("head.bias".into(), head.bias.view().into_dyn()));
-    write_f32(
-        path,
-        &tensors,
-        HashMap::from([("format".to_string(), "pt".to_string())]),
-    )?;
+    StateDict::default()
+        .rnn("rnn.", rnn)
+        .linear("head.", head)
+        .save(path)?;
     Ok(pytorch_loader(rnn.config(), head, path))
 }
 

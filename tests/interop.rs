@@ -336,4 +336,36 @@ mod whole_model {
             (2, false, true)
         );
     }
+
+    /// The loaded layers saved back as a whole state_dict give PyTorch's own file: the same
+    /// names, shapes and values.
+    #[test]
+    fn a_whole_model_saved_back_has_pytorchs_names_and_values() {
+        use rnn_wgpu::interop::StateDict;
+        let model = load("f32");
+        let path = temp("whole-model-saved");
+        StateDict::default()
+            .embedding("encoder.embedding.", &model.embedding)
+            .rnn(PREFIX, &model.rnn)
+            .linear("head.", &model.head)
+            .save(&path)
+            .unwrap();
+        let ours = TensorFile::read(&path).unwrap();
+        let theirs =
+            TensorFile::read(&repo("tests/data/interop/whole_model_f32.safetensors")).unwrap();
+        let mut names: Vec<&str> = ours.names().collect();
+        let mut want: Vec<&str> = theirs.names().collect();
+        names.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(names, want);
+        for name in names {
+            assert_eq!(ours.f32(name).unwrap(), theirs.f32(name).unwrap(), "{name}");
+        }
+        let twice = StateDict::default()
+            .linear("head.", &model.head)
+            .linear("head.", &model.head);
+        let err = twice.save(&path).unwrap_err();
+        assert!(err.to_string().contains("two tensors named 'head."), "{err}");
+        std::fs::remove_file(&path).unwrap();
+    }
 }
