@@ -365,7 +365,10 @@ mod whole_model {
             .linear("head.", &model.head)
             .linear("head.", &model.head);
         let err = twice.save(&path).unwrap_err();
-        assert!(err.to_string().contains("two tensors named 'head."), "{err}");
+        assert!(
+            err.to_string().contains("two tensors named 'head."),
+            "{err}"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -16,7 +16,8 @@ pub fn cross_entropy(logits: ArrayView2<'_, f32>, targets: &[usize]) -> Result<(
 /// How a loss reduces its per-row values, as PyTorch's `reduction=`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reduction {
-    /// The (weighted) mean: sum of w[y_i] l_i over sum of w[y_i], ignored rows left out.
+    /// The (weighted) mean: the sum of `w[y_i] l_i` over the sum of `w[y_i]`, ignored rows left
+    /// out.
     #[default]
     Mean,
     Sum,
