@@ -55,6 +55,11 @@ pub fn load_state_dict_with(
         strict,
     } = options;
     let path = file.path();
+    if file.contains(&format!("{prefix}weight_hr_l0")) {
+        return Err(RnnError::Unsupported(format!(
+            "LSTM projections ({prefix}weight_hr_l0: torch.nn.LSTM with proj_size)"
+        )));
+    }
     let shape_of = |name: &str| -> Result<Option<Vec<usize>>> {
         let key = format!("{prefix}{name}");
         file.contains(&key)

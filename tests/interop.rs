@@ -371,4 +371,19 @@ mod whole_model {
         );
         std::fs::remove_file(&path).unwrap();
     }
+
+    /// An LSTM with projections is listed with its proj_size and refused on load by name.
+    #[test]
+    fn an_lstm_with_projections_is_found_and_refused_clearly() {
+        let file = TensorFile::read(&repo("tests/data/interop/lstm_proj.safetensors")).unwrap();
+        let stacks = find_stacks(&file);
+        assert_eq!(stacks.len(), 1);
+        assert_eq!(
+            (stacks[0].mode, stacks[0].hidden_size, stacks[0].proj_size),
+            (Some(Mode::Lstm), 5, 2)
+        );
+        let err = load_state_dict_with(&file, Mode::Lstm, LoadOptions::default()).unwrap_err();
+        assert!(matches!(err, RnnError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("proj_size"), "{err}");
+    }
 }

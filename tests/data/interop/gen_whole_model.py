@@ -1,6 +1,7 @@
 """A whole PyTorch model's state_dict, as users have them: an embedding and a 2-layer LSTM under
 `encoder.`, and a Linear head, saved with safetensors.torch.save_file in f32, f16 and bf16, and
-the model's outputs and gradients for tests/interop.rs to reproduce (PyTorch as the oracle).
+the model's outputs and gradients for tests/interop.rs to reproduce (PyTorch as the oracle);
+and an LSTM with projections (proj_size), which `inspect` lists and loading refuses clearly.
 
     python3 tests/data/interop/gen_whole_model.py   # rewrites the files beside this script
 """
@@ -61,5 +62,14 @@ def main():
     )
 
 
+def projected():
+    """An LSTM with projections (proj_size), for inspect and a clear refusal on load."""
+    torch.manual_seed(1)
+    lstm = torch.nn.LSTM(3, 5, proj_size=2)
+    state = {k: v.contiguous() for k, v in lstm.state_dict().items()}
+    save_file(state, str(HERE / "lstm_proj.safetensors"), metadata={"format": "pt"})
+
+
 if __name__ == "__main__":
     main()
+    projected()
