@@ -4,6 +4,8 @@
 mod buffers;
 mod context;
 mod engine;
+#[cfg(test)]
+mod kernel_tests;
 mod kernels;
 mod model;
 mod ops;
@@ -21,5 +23,3 @@ pub use model::{GpuModel, GpuRun, GpuStats, GpuTape};
 pub use optimizer::DeviceMoments;
 pub use plan::{DispatchCount, FORWARD_ENV, ForwardVariant, MAX_PERSISTENT_HIDDEN};
 pub use plan_cache::{DEFAULT_PLAN_BOUND, PlanLease};
-#[cfg(test)]
-mod kernel_tests;
