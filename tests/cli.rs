@@ -318,11 +318,25 @@ fn run_forecasts_csv_rows_with_a_regression_checkpoint() {
         }
         // Scored on rows 2..4: errors 1, 0, 0; naive (last w) errors 15, 6, 8.
         let want = format!(
-            "rmse={:.4} over 3 forecasts (naive last value: {:.4})",
+            "rmse={:.4} mae={:.4} over 3 forecasts (naive last value: rmse={:.4} mae={:.4})",
             (1.0f64 / 3.0).sqrt(),
-            (325.0f64 / 3.0).sqrt()
+            1.0 / 3.0,
+            (325.0f64 / 3.0).sqrt(),
+            29.0 / 3.0
         );
         assert_eq!(lines[5], want, "{backend}");
+        // eval prints the metrics alone.
+        let eval = rnn_wgpu(&[
+            "eval",
+            "--checkpoint",
+            ck,
+            "--data",
+            input,
+            "--backend",
+            backend,
+        ]);
+        assert!(eval.status.success(), "{}", text(&eval.stderr));
+        assert_eq!(text(&eval.stdout).trim_end(), want, "{backend}: eval");
     }
 
     // A CSV without a column the model reads: one line naming it, non-zero exit.
@@ -556,6 +570,17 @@ fn run_skips_characters_outside_the_vocabulary_and_counts_them() {
     );
     // 9 characters read, so 8 next-character predictions scored.
     assert!(stdout.contains(" over 8 predictions"), "{stdout}");
+    // eval: the same loss line alone, without the guesses.
+    let eval = rnn_wgpu(&[
+        "eval",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--data",
+        input.to_str().unwrap(),
+    ]);
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let loss_line = stdout.lines().last().unwrap();
+    assert_eq!(text(&eval.stdout).trim_end(), loss_line);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

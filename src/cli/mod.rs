@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing and one module per subcommand.
 
 mod bench;
+mod eval;
 mod export;
 mod info;
 mod inspect;
@@ -44,8 +45,11 @@ enum Command {
     Train(train::TrainArgs),
     /// Generate text from a trained character model.
     Sample(sample::SampleArgs),
-    /// Stream a text file through a trained character model: its next-character guesses and loss.
+    /// Stream a file through a checkpoint: a character model's guesses and loss, or a regression
+    /// model's forecasts and RMSE / MAE.
     Run(run::RunArgs),
+    /// A checkpoint's metrics on a labelled file (loss and perplexity; RMSE and MAE beside naive).
+    Eval(eval::EvalArgs),
 }
 
 /// The bench script's cell names (`rnn` is tanh).
@@ -103,5 +107,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Run(args) => run::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

@@ -2,11 +2,11 @@
 //! A character model reads text: for every character the model's most likely next character is
 //! printed as soon as it is computed, and the file's mean cross-entropy per character at the end.
 //! A regression model reads CSV rows: after each row, once a look-back window is full, the
-//! forecast of the target's next value; at the end its RMSE against the rows that followed,
-//! beside the naive last-value forecast's.
+//! forecast of the target's next value; at the end its RMSE and MAE against the rows that
+//! followed, beside the naive last-value forecast's. `eval` is the same without the echo.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -18,7 +18,7 @@ use rnn_wgpu::lm::one_hot;
 use rnn_wgpu::nn::ManyToOne;
 use rnn_wgpu::regression::{self, Forecaster, Regressor};
 use rnn_wgpu::tensor_file::TensorFile;
-use rnn_wgpu::{Result, RnnError};
+use rnn_wgpu::{Backend, Result, RnnError};
 
 use super::BackendArg;
 
@@ -35,16 +35,22 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    super::sample::require_checkpoint(&args.checkpoint)?;
-    let file = TensorFile::read(&args.checkpoint)?;
-    if file.meta("format")? == regression::FORMAT {
-        return run_regression(Regressor::from_file(&file)?, &args);
-    }
-    run_char_model(Checkpoint::from_file(&file)?, &args)
+    apply(&args.checkpoint, &args.input, args.backend.into(), true)
 }
 
-fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
-    let text = rnn_wgpu::data::read_text(&args.input)?;
+/// Applies the checkpoint at `checkpoint` to `input`; with `echo` every prediction is printed
+/// as it comes, and in any case the metrics at the end (`eval` is this without the echo).
+pub fn apply(checkpoint: &Path, input: &Path, backend: Backend, echo: bool) -> Result<ExitCode> {
+    super::sample::require_checkpoint(checkpoint)?;
+    let file = TensorFile::read(checkpoint)?;
+    if file.meta("format")? == regression::FORMAT {
+        return run_regression(Regressor::from_file(&file)?, input, backend, echo);
+    }
+    run_char_model(Checkpoint::from_file(&file)?, input, backend, echo)
+}
+
+fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) -> Result<ExitCode> {
+    let text = rnn_wgpu::data::read_text(input)?;
     let corpus = CharCorpus {
         vocab: ck.spec.vocab.clone(),
         ids: Vec::new(),
@@ -60,11 +66,11 @@ fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
     }
     if ids.is_empty() {
         return Err(RnnError::File {
-            path: args.input.clone(),
+            path: input.to_path_buf(),
             message: "no character of this text is in the model's vocabulary".into(),
         });
     }
-    let rnn = ck.lm.rnn.with_backend(args.backend.into())?;
+    let rnn = ck.lm.rnn.with_backend(backend)?;
     let mut stream = rnn.stream(1)?;
     let mut out = std::io::stdout().lock();
     let (mut total, mut count) = (0.0f64, 0usize);
@@ -76,8 +82,10 @@ fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
         let guess = (0..row.len())
             .max_by(|&a, &b| row[a].total_cmp(&row[b]))
             .expect("non-empty vocabulary");
-        let _ = write!(out, "{}", corpus.vocab[guess]);
-        let _ = out.flush();
+        if echo {
+            let _ = write!(out, "{}", corpus.vocab[guess]);
+            let _ = out.flush();
+        }
         if let Some(&next) = ids.get(i + 1) {
             let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let log_sum = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
@@ -85,7 +93,9 @@ fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
             count += 1;
         }
     }
-    let _ = writeln!(out);
+    if echo {
+        let _ = writeln!(out);
+    }
     if count > 0 {
         println!(
             "loss={:.4} nats/char over {count} predictions (perplexity {})",
@@ -96,19 +106,24 @@ fn run_char_model(ck: Checkpoint, args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_regression(regressor: Regressor, args: &RunArgs) -> Result<ExitCode> {
+fn run_regression(
+    regressor: Regressor,
+    input: &Path,
+    backend: Backend,
+    echo: bool,
+) -> Result<ExitCode> {
     let Regressor { spec, model } = regressor;
     let regressor = Regressor {
-        model: ManyToOne::new(model.rnn.with_backend(args.backend.into())?, model.head)?,
+        model: ManyToOne::new(model.rnn.with_backend(backend)?, model.head)?,
         spec,
     };
     let csv_error = |message: String| RnnError::File {
-        path: args.input.clone(),
+        path: input.to_path_buf(),
         message,
     };
-    rnn_wgpu::limits::check_input_file(&args.input)?;
-    let mut reader = csv::Reader::from_path(&args.input)
-        .map_err(|e| csv_error(format!("cannot read CSV: {e}")))?;
+    rnn_wgpu::limits::check_input_file(input)?;
+    let mut reader =
+        csv::Reader::from_path(input).map_err(|e| csv_error(format!("cannot read CSV: {e}")))?;
     let header = reader
         .headers()
         .map_err(|e| csv_error(format!("CSV header: {e}")))?
@@ -135,10 +150,12 @@ fn run_regression(regressor: Regressor, args: &RunArgs) -> Result<ExitCode> {
         .expect("columns() holds the target");
     let mut forecaster = Forecaster::new(&regressor);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "row,forecast_{}", regressor.spec.target.column);
+    if echo {
+        let _ = writeln!(out, "row,forecast_{}", regressor.spec.target.column);
+    }
     // (forecast, last value) for the row to come, and the squared errors so far.
     let mut pending: Option<(f64, f64)> = None;
-    let (mut model_sq, mut naive_sq, mut scored) = (0.0, 0.0, 0usize);
+    let mut scores = Scores::default();
     for (row_index, record) in reader.records().enumerate() {
         let line = row_index + 2; // 1-based, after the header
         let record = record.map_err(|e| csv_error(format!("line {line}: {e}")))?;
@@ -161,24 +178,51 @@ fn run_regression(regressor: Regressor, args: &RunArgs) -> Result<ExitCode> {
             .collect::<Result<_>>()?;
         let actual = row[target_column];
         if let Some((forecast, last)) = pending.take() {
-            model_sq += (forecast - actual).powi(2);
-            naive_sq += (last - actual).powi(2);
-            scored += 1;
+            scores.add(forecast - actual, last - actual);
         }
         if let Some(forecast) = forecaster.push(row)? {
             // The forecast is for the next data row.
-            let _ = writeln!(out, "{},{forecast}", row_index + 1);
-            let _ = out.flush();
+            if echo {
+                let _ = writeln!(out, "{},{forecast}", row_index + 1);
+                let _ = out.flush();
+            }
             pending = Some((forecast, actual));
         }
     }
-    if scored > 0 {
-        let _ = writeln!(
-            out,
-            "rmse={:.4} over {scored} forecasts (naive last value: {:.4})",
-            (model_sq / scored as f64).sqrt(),
-            (naive_sq / scored as f64).sqrt()
-        );
+    if scores.count > 0 {
+        let _ = writeln!(out, "{}", scores.line());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Squared and absolute errors of the model's forecasts and of the naive last-value ones.
+#[derive(Default)]
+struct Scores {
+    model_sq: f64,
+    naive_sq: f64,
+    model_abs: f64,
+    naive_abs: f64,
+    count: usize,
+}
+
+impl Scores {
+    fn add(&mut self, model_error: f64, naive_error: f64) {
+        self.model_sq += model_error * model_error;
+        self.naive_sq += naive_error * naive_error;
+        self.model_abs += model_error.abs();
+        self.naive_abs += naive_error.abs();
+        self.count += 1;
+    }
+
+    fn line(&self) -> String {
+        let n = self.count as f64;
+        format!(
+            "rmse={:.4} mae={:.4} over {} forecasts (naive last value: rmse={:.4} mae={:.4})",
+            (self.model_sq / n).sqrt(),
+            self.model_abs / n,
+            self.count,
+            (self.naive_sq / n).sqrt(),
+            self.naive_abs / n
+        )
+    }
 }
