@@ -325,3 +325,96 @@ fn gradient_helpers_zero_add_scale_and_norm() {
     let other = rnn_wgpu::RnnParams::<f32>::init(&rnn_wgpu::RnnConfig::new(Mode::Gru, 2, 3), 1);
     assert!(sum.add(&other).is_err());
 }
+
+/// Embedding -> 2-layer bidirectional GRU over packed lengths -> head, with class weights: the
+/// logits, the loss and every parameter after one SGD step (the embedding's padding row
+/// untouched) equal PyTorch's, on both backends.
+#[test]
+fn a_text_classifier_over_token_ids_steps_as_pytorchs() {
+    use rnn_wgpu::nn::{Embedding, TextClassifier};
+    let file = case("text_classifier.safetensors");
+    let ids: Array2<usize> = file
+        .i64("ids")
+        .unwrap()
+        .mapv(|v| v as usize)
+        .into_dimensionality()
+        .unwrap();
+    let lengths = indices(&file, "lengths");
+    let targets = indices(&file, "targets");
+    let options = CrossEntropyOptions {
+        weight: Some(values(&file.f32("weight").unwrap())),
+        ..Default::default()
+    };
+    let lookup = |name: &str| file.contains(name).then(|| file.f32(name)).transpose();
+    let load = |when: &str| {
+        let prefix = format!("{when}.rnn.");
+        let options = LoadOptions {
+            prefix: &prefix,
+            batch_first: true,
+            strict: false,
+        };
+        let rnn = load_state_dict_with(&file, Mode::Gru, options).unwrap();
+        let head = Linear::from_lookup(&format!("{when}.head"), (10, 3), lookup).unwrap();
+        let embedding = Embedding::from_lookup(&format!("{when}.embedding."), Some(0), lookup);
+        (embedding.unwrap(), rnn, head)
+    };
+    let backends: Vec<Option<_>> = std::iter::once(None)
+        .chain(common::gpu().map(Some))
+        .collect();
+    for ctx in backends {
+        let (embedding, rnn, head) = load("before");
+        let rnn = match &ctx {
+            Some(ctx) => rnn.with_gpu(ctx.clone()).unwrap(),
+            None => rnn,
+        };
+        let backend = rnn.backend();
+        let model = ManyToOne::new(rnn, head).unwrap();
+        let mut classifier = TextClassifier::new(embedding, model).unwrap();
+        let logits = classifier.predict(ids.view(), &lengths).unwrap();
+        let want = values(&file.f32("logits").unwrap());
+        assert_close(
+            &format!("{backend}: logits"),
+            logits.as_slice().unwrap(),
+            &want,
+            1e-5,
+        );
+        let loss_of = |p: ndarray::ArrayView2<'_, f32>| {
+            let out = cross_entropy_with(p, &targets, &options)?;
+            Ok((out.loss[0], out.grad))
+        };
+        let mut sgd = Sgd::new(0.5, 0.0);
+        let loss = classifier
+            .train_step(ids.view(), &lengths, loss_of, &mut sgd, None)
+            .unwrap();
+        let want_loss = file.f32("loss").unwrap()[[0]];
+        assert!(
+            (loss - want_loss).abs() < 1e-5,
+            "{backend}: loss {loss} vs {want_loss}"
+        );
+        let (embedding, rnn, head) = load("after");
+        let got_embedding = classifier.embedding.weight.as_slice().unwrap();
+        let what = format!("{backend}: embedding after the step");
+        assert_close(
+            &what,
+            got_embedding,
+            embedding.weight.as_slice().unwrap(),
+            1e-5,
+        );
+        let stack = classifier.model.rnn.params().slices();
+        for (k, (g, w)) in stack.iter().zip(rnn.params().slices()).enumerate() {
+            assert_close(
+                &format!("{backend}: stack tensor {k} after the step"),
+                g,
+                w,
+                1e-5,
+            );
+        }
+        let got_head = classifier.model.head.weight.as_slice().unwrap();
+        assert_close(
+            &format!("{backend}: head"),
+            got_head,
+            head.weight.as_slice().unwrap(),
+            1e-5,
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Many-to-one: a recurrent stack whose last state feeds a linear head (sequence classification,
 //! regression on a look-back window), trained one batch at a time.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, concatenate};
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis, concatenate};
 
 use super::Linear;
 use super::stack_and_head::backward_and_step;
@@ -45,7 +45,7 @@ impl ManyToOne {
     }
 
     /// h_n (L*D, B, H) -> the last layer's final states (B, D*H).
-    fn last_states(&self, h_n: ArrayView3<'_, f32>) -> Array2<f32> {
+    pub(super) fn last_states(&self, h_n: ArrayView3<'_, f32>) -> Array2<f32> {
         let cfg = self.rnn.config();
         let first = (cfg.num_layers - 1) * cfg.directions();
         let slots: Vec<_> = (first..first + cfg.directions())
@@ -79,15 +79,7 @@ impl ManyToOne {
         let last = self.last_states(out.h_n.view());
         let (value, grad_prediction) = loss(self.head.forward(last.view()).view())?;
         let (head_grads, grad_last) = self.head.backward(last.view(), grad_prediction.view());
-        // Only the last layer's final states feed the head: only their slots of h_n get a
-        // gradient, each direction its H columns.
-        let cfg = self.rnn.config();
-        let (first, hidden) = ((cfg.num_layers - 1) * cfg.directions(), cfg.hidden_size);
-        let mut grad_h_n = Array3::zeros(out.h_n.raw_dim());
-        for d in 0..cfg.directions() {
-            let columns = grad_last.slice(ndarray::s![.., d * hidden..(d + 1) * hidden]);
-            grad_h_n.index_axis_mut(Axis(0), first + d).assign(&columns);
-        }
+        let grad_h_n = self.grad_h_n(out.h_n.raw_dim(), grad_last.view());
         let upstream = OutputGrads {
             h_n: Some(grad_h_n.view()),
             ..Default::default()

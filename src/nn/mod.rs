@@ -8,6 +8,7 @@ pub mod many_to_one;
 pub mod one_to_many;
 pub mod output_feedback;
 mod stack_and_head;
+pub mod text_classifier;
 
 pub use embedding::Embedding;
 pub use linear::Linear;
@@ -17,3 +18,4 @@ pub use loss::{
 pub use many_to_one::ManyToOne;
 pub use one_to_many::{Feed, OneToMany};
 pub use output_feedback::OutputFeedback;
+pub use text_classifier::TextClassifier;

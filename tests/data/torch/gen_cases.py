@@ -1,6 +1,7 @@
 """PyTorch's answers for tests/torch_options.rs (PyTorch as the oracle): cross-entropy with
 weight / ignore_index / reduction, SGD with weight decay and Nesterov, a bidirectional packed
-many-to-one classifier's SGD step, and a model with dropout in eval mode.
+many-to-one classifier's SGD step, the same over an embedding of token ids, and a model with
+dropout in eval mode.
 
     python3 tests/data/torch/gen_cases.py   # rewrites the .safetensors files beside it
 """
@@ -96,6 +97,42 @@ def many_to_one():
     save("many_to_one.safetensors", out)
 
 
+class TextClassifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(12, 4, padding_idx=0)
+        self.rnn = torch.nn.GRU(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = torch.nn.Linear(10, 3)
+
+    def forward(self, ids, lengths):
+        x = self.embedding(ids)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        _, h_n = self.rnn(packed)
+        return self.head(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+
+def text_classifier():
+    torch.manual_seed(5)
+    model = TextClassifier().double()
+    lengths = torch.tensor([6, 3, 5, 1])
+    ids = torch.randint(1, 12, (4, 6))
+    for b, n in enumerate(lengths):
+        ids[b, n:] = 0  # padding past each row's end
+    targets = torch.tensor([2, 0, 1, 1])
+    weight = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    out = {f"before.{k}": v.clone() for k, v in model.state_dict().items()}
+    logits = model(ids, lengths)
+    loss = F.cross_entropy(logits, targets, weight=weight)
+    loss.backward()
+    torch.optim.SGD(model.parameters(), lr=0.5).step()
+    out.update({f"after.{k}": v.clone() for k, v in model.state_dict().items()})
+    out.update({"ids": ids, "lengths": lengths, "targets": targets, "weight": weight,
+                "logits": logits.detach(), "loss": loss.detach().reshape(1)})
+    save("text_classifier.safetensors", out)
+
+
 def eval_mode():
     torch.manual_seed(4)
     lstm = torch.nn.LSTM(3, 4, num_layers=3, dropout=0.5).double()
@@ -111,4 +148,5 @@ if __name__ == "__main__":
     losses()
     sgd()
     many_to_one()
+    text_classifier()
     eval_mode()
