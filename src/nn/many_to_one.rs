@@ -4,9 +4,10 @@
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis, concatenate};
 
 use super::Linear;
-use super::stack_and_head::backward_and_step;
+use super::linear::LinearGrads;
+use super::stack_and_head::Together;
 use crate::error::{Result, RnnError};
-use crate::model::{OutputGrads, Rnn, RnnBatch};
+use crate::model::{OutputGrads, Rnn, RnnBatch, RnnGrads};
 use crate::optim::Optimizer;
 
 /// `head(last)`, with `last` the last layer's final state: both directions side by side for a
@@ -54,6 +55,19 @@ impl ManyToOne {
         concatenate(Axis(1), &slots).expect("same batch and width")
     }
 
+    /// dL/d h_n (L*D, B, H) from dL/d(the last states) (B, D*H): only the last layer's final
+    /// states feed the head, each direction its H columns.
+    fn grad_h_n(&self, dims: ndarray::Ix3, grad_last: ArrayView2<'_, f32>) -> ndarray::Array3<f32> {
+        let cfg = self.rnn.config();
+        let (first, hidden) = ((cfg.num_layers - 1) * cfg.directions(), cfg.hidden_size);
+        let mut grad_h_n = ndarray::Array3::zeros(dims);
+        for d in 0..cfg.directions() {
+            let columns = grad_last.slice(ndarray::s![.., d * hidden..(d + 1) * hidden]);
+            grad_h_n.index_axis_mut(Axis(0), first + d).assign(&columns);
+        }
+        grad_h_n
+    }
+
     /// One optimizer step on batch x (T, B, I): `loss` maps the predictions (B, out) to the loss
     /// and its gradient; the gradients are clipped to `clip` (global L2 norm) when given.
     /// Returns the loss before the step.
@@ -67,14 +81,14 @@ impl ManyToOne {
         self.train_step_batch(RnnBatch::dense(x), loss, optimizer, clip)
     }
 
-    /// `train_step` on any batch (dense or token ids, with lengths, from given states).
-    pub fn train_step_batch(
-        &mut self,
+    /// The loss on `batch` and every gradient: the stack's (with `need_input_grad`, the input's
+    /// too) and the head's; nothing is stepped.
+    pub fn loss_and_grads(
+        &self,
         batch: RnnBatch<'_, f32>,
         loss: impl FnOnce(ArrayView2<'_, f32>) -> Result<(f32, Array2<f32>)>,
-        optimizer: &mut impl Optimizer,
-        clip: Option<f32>,
-    ) -> Result<f32> {
+        need_input_grad: bool,
+    ) -> Result<(f32, RnnGrads<f32>, LinearGrads)> {
         let (out, tape) = self.rnn.forward_train_batch(batch)?;
         let last = self.last_states(out.h_n.view());
         let (value, grad_prediction) = loss(self.head.forward(last.view()).view())?;
@@ -84,8 +98,27 @@ impl ManyToOne {
             h_n: Some(grad_h_n.view()),
             ..Default::default()
         };
-        let (rnn, head) = (&mut self.rnn, &mut self.head);
-        backward_and_step(rnn, head, tape, upstream, head_grads, optimizer, clip)?;
+        let grads = self.rnn.backward(tape, upstream, need_input_grad)?;
+        Ok((value, grads, head_grads))
+    }
+
+    /// `train_step` on any batch (dense or token ids, with lengths, from given states).
+    pub fn train_step_batch(
+        &mut self,
+        batch: RnnBatch<'_, f32>,
+        loss: impl FnOnce(ArrayView2<'_, f32>) -> Result<(f32, Array2<f32>)>,
+        optimizer: &mut impl Optimizer,
+        clip: Option<f32>,
+    ) -> Result<f32> {
+        let (value, mut grads, mut head_grads) = self.loss_and_grads(batch, loss, false)?;
+        let together = Together {
+            leading: Vec::new(),
+            rnn: &mut self.rnn,
+            rnn_grads: &mut grads.params,
+            head: &mut self.head,
+            head_grads: &mut head_grads,
+        };
+        together.step(optimizer, clip);
         Ok(value)
     }
 }
