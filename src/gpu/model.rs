@@ -94,10 +94,8 @@ fn input_values<T: Real>(input: &StackInput<'_, T>, vocab: usize) -> Vec<f32> {
     match input {
         StackInput::Dense(x) => flat(x.view()),
         StackInput::Tokens(ids) => {
-            let mut values = vec![0.0f32; ids.len() * vocab];
-            for (row, &id) in ids.iter().enumerate() {
-                values[row * vocab + id] = 1.0;
-            }
+            let (values, _) =
+                crate::tokens::one_hot_checked::<f32>(*ids, vocab).into_raw_vec_and_offset();
             values
         }
     }
