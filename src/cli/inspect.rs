@@ -8,7 +8,7 @@ use clap::Args;
 
 use rnn_wgpu::Result;
 use rnn_wgpu::interop::{FoundStack, find_stacks};
-use rnn_wgpu::limits::{check_input_file, human_bytes};
+use rnn_wgpu::limits::human_bytes;
 use rnn_wgpu::tensor_file::TensorFile;
 
 #[derive(Args, Debug)]
@@ -18,7 +18,6 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
-    check_input_file(&args.file)?;
     let file = TensorFile::read(&args.file)?;
     let stacks = find_stacks(&file);
     println!("{}: {} tensors", args.file.display(), file.names().count());
