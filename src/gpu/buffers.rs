@@ -45,8 +45,8 @@ impl GpuContext {
     /// A new buffer inside an error scope: running out of device memory is an error naming
     /// the buffer and its bytes, never a panic.
     fn create(&self, what: &str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
-        let scope = format!("allocating {what} ({})", human_bytes(bytes as u128));
-        self.checked(&scope, || {
+        let scope = || format!("allocating {what} ({})", human_bytes(bytes as u128));
+        self.checked_as(scope, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
                 size: bytes,

@@ -166,6 +166,12 @@ impl GpuContext {
 
     /// Runs `f` inside validation and out-of-memory error scopes; an error becomes `RnnError::Gpu`.
     pub fn checked<R>(&self, what: &str, f: impl FnOnce() -> R) -> Result<R> {
+        self.checked_as(|| what.to_string(), f)
+    }
+
+    /// `checked` with the name made only when there is an error to report (a name with a
+    /// formatted size would otherwise cost a `format!` per buffer made, per submission).
+    pub fn checked_as<R>(&self, what: impl Fn() -> String, f: impl FnOnce() -> R) -> Result<R> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let result = f();
@@ -175,13 +181,14 @@ impl GpuContext {
         ];
         if let Some(e) = errors.into_iter().flatten().next() {
             return Err(RnnError::Gpu(format!(
-                "{what}: {}",
+                "{}: {}",
+                what(),
                 one_line(&e.to_string())
             )));
         }
         let mut uncaptured = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = uncaptured.drain(..).next() {
-            return Err(RnnError::Gpu(format!("{what}: {}", one_line(&e))));
+            return Err(RnnError::Gpu(format!("{}: {}", what(), one_line(&e))));
         }
         Ok(result)
     }
