@@ -44,6 +44,7 @@ fn main() -> rnn_wgpu::Result<()> {
     let first_test = passengers.len() - TEST_MONTHS; // index of the first test month
     // Month i's input: log(p[i] / p[i-1]), standardised on the training months.
     let change = ColumnTransform::fit("passengers", true, &passengers[..first_test])?;
+    let table: Vec<Vec<f64>> = passengers.iter().map(|&p| vec![p]).collect();
     let spec = RegressionSpec {
         mode: Mode::Lstm,
         hidden: 32,
@@ -51,9 +52,10 @@ fn main() -> rnn_wgpu::Result<()> {
         look_back: LOOK_BACK,
         inputs: vec![change.clone()],
         target: change,
+        // The months before the test years: `rnn-wgpu eval` scores the test months apart.
+        trained_on: Some(RegressionSpec::trained_rows(&table[..first_test])),
     };
     let mut regressor = Regressor::new(spec, 3)?;
-    let table: Vec<Vec<f64>> = passengers.iter().map(|&p| vec![p]).collect();
     // changes[k]: month k+1's change (month 0 has none).
     let (first_row, changes) = regressor.encode_inputs(&table)?;
     assert_eq!(first_row, 1);

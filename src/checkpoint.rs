@@ -17,6 +17,9 @@ use crate::tensor_file::{TensorFile, write_f32};
 
 pub const FORMAT: &str = "rnn-wgpu-checkpoint/1";
 
+/// The metadata key of the text that trained the model (`data::TrainedOn` as JSON).
+pub const TRAINED_ON_KEY: &str = "trained_on";
+
 /// The largest step count a checkpoint may hold: far past any run, far from overflowing the
 /// counters (Adam's bias correction raises beta to it).
 pub const MAX_STEP: usize = i32::MAX as usize;
@@ -238,6 +241,11 @@ impl Checkpoint {
     }
 
     /// Refuses to continue with another model, vocabulary or training options.
+    /// The text that trained the model, where the checkpoint records it (and it parses).
+    pub fn trained_on(&self) -> Option<crate::data::TrainedOn> {
+        serde_json::from_str(self.options.get(TRAINED_ON_KEY)?).ok()
+    }
+
     pub fn check_matches(&self, spec: &LmSpec, options: &HashMap<String, String>) -> Result<()> {
         if self.spec.vocab != spec.vocab {
             return Err(RnnError::Config(format!(

@@ -67,9 +67,79 @@ impl CharCorpus {
         (ids, skipped)
     }
 
+    /// What trained a model on this text: its training split (`split().0`).
+    pub fn trained_on(&self) -> TrainedOn {
+        TrainedOn::of(self.split().0.iter().map(|&id| [id as u64]))
+    }
+
     /// The first 90% for training, the last 10% for validation.
     pub fn split(&self) -> (&[usize], &[usize]) {
         self.ids.split_at(self.ids.len() * 9 / 10)
+    }
+}
+
+/// Which data trained a model: its first `count` items (characters, CSV rows), known by the
+/// fingerprint of their values, so that scoring that data again can say what the model had
+/// already seen.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrainedOn {
+    /// Leading items that trained the model.
+    pub count: usize,
+    /// `Fingerprint::hex` of their values.
+    pub fingerprint: String,
+}
+
+impl TrainedOn {
+    /// The record of `items` (each a few values: a character's id, a row's numbers as bits).
+    pub fn of<I: IntoIterator<Item = u64>>(items: impl IntoIterator<Item = I>) -> Self {
+        let mut hash = Fingerprint::new();
+        let mut count = 0;
+        for item in items {
+            hash.add(item);
+            count += 1;
+        }
+        TrainedOn {
+            count,
+            fingerprint: hash.hex(),
+        }
+    }
+
+    /// Whether `items` start with the training data.
+    pub fn is_prefix_of<I: IntoIterator<Item = u64>>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+    ) -> bool {
+        TrainedOn::of(items.into_iter().take(self.count)) == *self
+    }
+}
+
+/// 64-bit FNV-1a over a stream of u64 values (their little-endian bytes): a cheap way to know
+/// data again, not a cryptographic hash.
+#[derive(Clone, Copy, Debug)]
+pub struct Fingerprint(u64);
+
+impl Fingerprint {
+    pub fn new() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn add(&mut self, values: impl IntoIterator<Item = u64>) {
+        for value in values {
+            for byte in value.to_le_bytes() {
+                self.0 = (self.0 ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+    }
+
+    /// 16 hex digits.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -232,6 +302,24 @@ pub fn check_vocab(vocab: &[char]) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_is_fnv_1a_over_little_endian_bytes() {
+        // Reference values of 64-bit FNV-1a (offset basis, and Python over struct.pack('<QQ', 1, 2)).
+        assert_eq!(Fingerprint::new().hex(), "cbf29ce484222325");
+        let mut hash = Fingerprint::new();
+        hash.add([1, 2]);
+        assert_eq!(hash.hex(), "7717980363c8e066");
+        let trained = TrainedOn::of([[1u64], [2]]);
+        assert_eq!(trained.fingerprint, hash.hex());
+        assert_eq!(trained.count, 2);
+        assert!(trained.is_prefix_of([[1u64], [2], [9]]));
+        assert!(!trained.is_prefix_of([[1u64], [3], [2]]));
+        assert!(
+            !trained.is_prefix_of([[1u64]]),
+            "shorter than the training data"
+        );
+    }
 
     #[test]
     fn batches_continue_each_stream() {

@@ -10,6 +10,7 @@ use ndarray::Array3;
 
 use crate::config::RnnConfig;
 use crate::conventions::Mode;
+use crate::data::TrainedOn;
 use crate::error::{Result, RnnError};
 use crate::model::Rnn;
 use crate::nn::{Linear, ManyToOne};
@@ -104,6 +105,10 @@ pub struct RegressionSpec {
     pub look_back: usize,
     pub inputs: Vec<ColumnTransform>,
     pub target: ColumnTransform,
+    /// The rows that trained the model (their values in `columns()` order, as `f64` bits), where
+    /// known: `eval` on a file that starts with them scores the rows after them apart too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_on: Option<TrainedOn>,
 }
 
 /// The longest look-back window a spec may ask for (rows held per forecast).
@@ -135,6 +140,11 @@ impl RegressionSpec {
             }
         }
         self.rnn_config().validate()
+    }
+
+    /// The record of `rows` (each in `columns()` order) as the rows that trained a model.
+    pub fn trained_rows(rows: &[Vec<f64>]) -> TrainedOn {
+        TrainedOn::of(rows.iter().map(|row| row.iter().map(|v| v.to_bits())))
     }
 
     pub fn rnn_config(&self) -> RnnConfig {

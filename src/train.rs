@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
 use crate::backend::Backend;
-use crate::checkpoint::{Checkpoint, LmSpec};
+use crate::checkpoint::{Checkpoint, LmSpec, TRAINED_ON_KEY};
 use crate::data::{Batches, CharCorpus, RandomBatches, SequentialBatches, validation_windows};
 use crate::error::{Result, RnnError};
 use crate::lm::{CharLm, LmState};
@@ -45,7 +45,10 @@ pub struct TrainOptions {
     pub dropout: f32,
     /// Stop after this many optimizer steps in all (a resumed run counts the earlier ones).
     pub steps: Option<usize>,
-    /// Stop when this much wall-clock time has passed in this run.
+    /// The wall-clock time of this run, training and validation together: training stops
+    /// early enough to leave the validation pass its estimated time (at most a quarter of the
+    /// budget), and a validation pass that would still overrun scores an even sample of the
+    /// windows (`TrainReport::val_windows` says how many).
     pub seconds: Option<f64>,
     pub backend: Backend,
     /// Sequential batches carry the state (truncated BPTT); random ones start from zero.
@@ -128,7 +131,10 @@ pub struct TrainReport {
     /// (step, training loss) of every step of this run.
     pub losses: Vec<(usize, f32)>,
     pub steps: usize,
+    /// Mean loss per character over the validation windows scored.
     pub val_loss: f32,
+    /// (scored, all) validation windows: fewer than all where the time limit cut the pass.
+    pub val_windows: (usize, usize),
     pub elapsed: f64,
     pub chars_per_sec: f64,
 }
@@ -181,6 +187,13 @@ pub fn train_char_lm(
     };
     let mut optimizer = LmOptimizer::new(&lm, adam, Some(opts.clip))?;
     optimizer.set_lr(opts.lr);
+    // What the checkpoint records: the options a resume must share, and the text that trained
+    // it (so that `eval` on that text can say so).
+    let mut options = opts.fixed();
+    options.insert(
+        TRAINED_ON_KEY.into(),
+        serde_json::to_string(&corpus.trained_on()).expect("plain fields serialise"),
+    );
     let save = |lm: &mut CharLm,
                 optimizer: &LmOptimizer,
                 step: usize,
@@ -196,7 +209,7 @@ pub fn train_char_lm(
             adam,
             step,
             state: state.clone(),
-            options: opts.fixed(),
+            options: options.clone(),
         };
         ck.save(path)
     };
@@ -204,9 +217,16 @@ pub fn train_char_lm(
     let mut losses = Vec::new();
     let chars_per_step = (opts.seq * opts.batch) as f64;
     let first_step = step;
+    let validation_groups = validation_windows(val_ids, opts.seq)
+        .len()
+        .div_ceil(opts.batch);
     loop {
         let elapsed = start.elapsed().as_secs_f64();
-        if opts.steps.is_some_and(|n| step >= n) || opts.seconds.is_some_and(|s| elapsed >= s) {
+        let mean_step = elapsed / (step - first_step).max(1) as f64;
+        let reserve = validation_reserve(mean_step, validation_groups, opts.seconds);
+        if opts.steps.is_some_and(|n| step >= n)
+            || opts.seconds.is_some_and(|s| elapsed + reserve >= s)
+        {
             break;
         }
         let (inputs, targets, new_pass) = batches.get(step);
@@ -245,9 +265,16 @@ pub fn train_char_lm(
     lm.rnn.sync_params()?;
     let elapsed = start.elapsed().as_secs_f64();
     let chars_per_sec = (step - first_step) as f64 * chars_per_step / elapsed.max(1e-9);
-    let val_loss = validation_loss(&lm, val_ids, opts.seq, opts.batch, |done, total| {
-        on_event(TrainEvent::Validation { done, total })
-    })?;
+    let deadline = opts.seconds.map(|s| start + Duration::from_secs_f64(s));
+    let validation = validation_loss(
+        &lm,
+        val_ids,
+        opts.seq,
+        opts.batch,
+        deadline,
+        |done, total| on_event(TrainEvent::Validation { done, total }),
+    )?;
+    let val_loss = validation.loss;
     if !val_loss.is_finite() {
         return Err(RnnError::Diverged {
             step,
@@ -261,25 +288,57 @@ pub fn train_char_lm(
         losses,
         steps: step,
         val_loss,
+        val_windows: (validation.windows, validation.of),
         elapsed,
         chars_per_sec,
     })
 }
 
+/// What a training run keeps back for its validation pass: the pass's estimated time (a
+/// window group's forward at `FORWARD_SHARE` of a training step), at most
+/// `MAX_VALIDATION_SHARE` of the time limit; nothing without a limit.
+fn validation_reserve(mean_step: f64, groups: usize, seconds: Option<f64>) -> f64 {
+    // A forward is about 0.4 of a forward + BPTT + optimizer step (`rnn-wgpu bench`); a little
+    // more for the head and the loss.
+    const FORWARD_SHARE: f64 = 0.5;
+    const MAX_VALIDATION_SHARE: f64 = 0.25;
+    seconds.map_or(0.0, |s| {
+        (mean_step * FORWARD_SHARE * groups as f64).min(s * MAX_VALIDATION_SHARE)
+    })
+}
+
+/// A validation pass: its mean loss over the windows it scored.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Validation {
+    /// Mean cross-entropy per character (nats).
+    pub loss: f32,
+    /// Windows scored.
+    pub windows: usize,
+    /// Windows in the text.
+    pub of: usize,
+}
+
 /// Mean cross-entropy per character (nats) over consecutive windows of `seq` characters, each
-/// from a zero state, evaluated `batch` windows at a time; `progress(done, total)` after each
-/// group of windows.
+/// from a zero state, evaluated up to `batch` windows at a time; `progress(done, total)` after
+/// each group of windows. Group g holds windows g, g + G, g + 2G, ... of the G groups, so the
+/// groups scored before `deadline` (at least one) are an even sample of the whole text.
 pub fn validation_loss(
     lm: &CharLm,
     ids: &[usize],
     seq: usize,
     batch: usize,
+    deadline: Option<Instant>,
     mut progress: impl FnMut(usize, usize),
-) -> Result<f32> {
+) -> Result<Validation> {
     let windows = validation_windows(ids, seq);
+    let groups = windows.len().div_ceil(batch.max(1));
     let (mut total, mut count) = (0.0f64, 0usize);
     let mut done = 0;
-    for group in windows.chunks(batch.max(1)) {
+    for g in 0..groups {
+        if g > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let group: Vec<&[usize]> = windows[g..].iter().step_by(groups).copied().collect();
         let inputs = Array2::from_shape_fn((seq, group.len()), |(t, b)| group[b][t]);
         let targets: Vec<usize> = (0..seq)
             .flat_map(|t| group.iter().map(move |w| w[t + 1]))
@@ -294,9 +353,13 @@ pub fn validation_loss(
         done += group.len();
         progress(done, windows.len());
     }
-    Ok(if count == 0 {
-        f32::NAN
-    } else {
-        (total / count as f64) as f32
+    Ok(Validation {
+        loss: if count == 0 {
+            f32::NAN
+        } else {
+            (total / count as f64) as f32
+        },
+        windows: done,
+        of: windows.len(),
     })
 }

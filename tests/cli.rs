@@ -4,22 +4,28 @@ mod common;
 
 use std::process::Command;
 
-use common::cli::{rnn_wgpu, text, train_small, write_text};
+use common::cli::{Sandbox, repo_arg, rnn_wgpu, text, train_small, write_text};
 
-const LAYER_CASES: [&str; 7] = [
-    "tests/data/parity/rnn_tanh_small.safetensors",
-    "tests/data/parity/rnn_relu_small.safetensors",
-    "tests/data/parity/lstm_2layer.safetensors",
-    "tests/data/parity/gru_2layer.safetensors",
-    "tests/data/parity/lstm_bidir.safetensors",
-    "tests/data/parity/gru_bidir.safetensors",
-    "tests/data/parity/lstm_medium.safetensors",
-];
+/// The public layer cases, by their paths in the checkout.
+fn layer_cases() -> Vec<String> {
+    [
+        "rnn_tanh_small",
+        "rnn_relu_small",
+        "lstm_2layer",
+        "gru_2layer",
+        "lstm_bidir",
+        "gru_bidir",
+        "lstm_medium",
+    ]
+    .map(|name| repo_arg(&format!("tests/data/parity/{name}.safetensors")))
+    .to_vec()
+}
 
 #[test]
 fn parity_passes_every_public_layer_case() {
+    let cases = layer_cases();
     let mut args = vec!["parity", "--backend", "cpu"];
-    args.extend(LAYER_CASES);
+    args.extend(cases.iter().map(String::as_str));
     let out = rnn_wgpu(&args);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -35,8 +41,8 @@ fn parity_passes_every_public_layer_case() {
 fn parity_passes_the_train_cases() {
     let out = rnn_wgpu(&[
         "parity",
-        "tests/data/parity/train_gru_charlm.safetensors",
-        "tests/data/parity/train_lstm_charlm.safetensors",
+        &repo_arg("tests/data/parity/train_gru_charlm.safetensors"),
+        &repo_arg("tests/data/parity/train_lstm_charlm.safetensors"),
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
@@ -46,7 +52,7 @@ fn parity_passes_the_train_cases() {
 
 #[test]
 fn parity_on_a_file_that_is_not_a_case_fails_that_case() {
-    let out = rnn_wgpu(&["parity", LAYER_CASES[0], "README.md"]);
+    let out = rnn_wgpu(&["parity", &layer_cases()[0], &repo_arg("README.md")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("README.md: FAIL: "), "{stdout}");
@@ -58,8 +64,9 @@ fn parity_on_gpu_passes_every_public_layer_case() {
     if common::gpu().is_none() {
         return;
     }
+    let cases = layer_cases();
     let mut args = vec!["parity", "--backend", "gpu"];
-    args.extend(LAYER_CASES);
+    args.extend(cases.iter().map(String::as_str));
     let out = rnn_wgpu(&args);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -73,7 +80,7 @@ fn parity_on_gpu_passes_every_public_layer_case() {
 fn parity_out_writes_the_computed_tensors() {
     let path =
         std::env::temp_dir().join(format!("rnn-wgpu-cli-{}.safetensors", std::process::id()));
-    let out = rnn_wgpu(&["parity", LAYER_CASES[2], "--out", path.to_str().unwrap()]);
+    let out = rnn_wgpu(&["parity", &layer_cases()[2], "--out", path.to_str().unwrap()]);
     assert!(out.status.success());
     let file = rnn_wgpu::tensor_file::TensorFile::read(&path).expect("written");
     for key in [
@@ -212,14 +219,15 @@ fn train_then_sample() {
 fn a_closed_pipe_ends_the_output_without_a_panic() {
     use std::io::Read;
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .command()
         .args([
             "parity",
             "--backend",
             "cpu",
-            "tests/data/parity/lstm_medium.safetensors",
+            &repo_arg("tests/data/parity/lstm_medium.safetensors"),
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -235,11 +243,20 @@ fn a_closed_pipe_ends_the_output_without_a_panic() {
         .expect("stderr");
     child.wait().expect("exits");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    sandbox.assert_untouched();
 }
 
 /// A regression checkpoint whose forecasts follow by hand: a ReLU RNN with one unit,
 /// h_t = relu(v_t + 0.5 h_{t-1}) from zero at each 2-row window, head y = h, target w = 2 y + 10.
 fn write_relu_regressor(path: &std::path::Path) {
+    write_relu_regressor_trained_on(path, None);
+}
+
+/// `write_relu_regressor`, recording `trained_on` as the rows that trained it.
+fn write_relu_regressor_trained_on(
+    path: &std::path::Path,
+    trained_on: Option<rnn_wgpu::data::TrainedOn>,
+) {
     use ndarray::{Array1, Array2};
     use rnn_wgpu::nn::{Linear, ManyToOne};
     use rnn_wgpu::regression::{ColumnTransform, RegressionSpec, Regressor};
@@ -257,6 +274,7 @@ fn write_relu_regressor(path: &std::path::Path) {
         look_back: 2,
         inputs: vec![plain("v", 0.0, 1.0)],
         target: plain("w", 10.0, 2.0),
+        trained_on,
     };
     let config = spec.rnn_config();
     let mut params = RnnParams::<f32>::zeros(&config);
@@ -526,7 +544,10 @@ fn dropout_on_one_layer_is_warned_of_as_pytorch_does() {
 
 #[test]
 fn sample_and_run_without_a_checkpoint_say_where_one_comes_from() {
-    for command in [&["sample"][..], &["run", "--input", "README.md"][..]] {
+    for command in [
+        &["sample"][..],
+        &["run", "--input", &repo_arg("README.md")][..],
+    ] {
         let out = rnn_wgpu(
             &[
                 command,
@@ -586,13 +607,15 @@ fn run_skips_characters_outside_the_vocabulary_and_counts_them() {
 
 #[test]
 fn parity_on_gpu_without_an_adapter_says_so_once() {
-    let out = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
+    let sandbox = Sandbox::new();
+    let out = sandbox
+        .command()
         .args(["parity", "--backend", "gpu"])
-        .args(LAYER_CASES)
+        .args(layer_cases())
         .env("RNN_WGPU_ADAPTER", "no-such-adapter-anywhere")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
+    sandbox.assert_untouched();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(text(&out.stdout), "");
     assert_eq!(
@@ -603,7 +626,10 @@ fn parity_on_gpu_without_an_adapter_says_so_once() {
 
 #[test]
 fn inspect_lists_a_whole_models_stack_by_prefix_and_its_other_tensors() {
-    let out = rnn_wgpu(&["inspect", "tests/data/interop/whole_model_f16.safetensors"]);
+    let out = rnn_wgpu(&[
+        "inspect",
+        &repo_arg("tests/data/interop/whole_model_f16.safetensors"),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for line in [
@@ -750,4 +776,143 @@ fn a_diverging_run_stops_with_an_error_naming_the_step() {
             "{backend}: NaN reported"
         );
     }
+}
+
+#[test]
+fn eval_scores_the_rows_after_the_training_rows_apart() {
+    use rnn_wgpu::regression::RegressionSpec;
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-eval-held-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("rows.csv");
+    std::fs::write(&csv, "w,note,v\n1,a,1\n1,b,2\n16,c,-3\n10,d,4\n18,e,5\n").unwrap();
+    // The first three rows trained it: (v, w) in the model's column order.
+    let first_three = [vec![1.0, 1.0], vec![2.0, 1.0], vec![-3.0, 16.0]];
+    let checkpoint = dir.join("model.safetensors");
+    write_relu_regressor_trained_on(
+        &checkpoint,
+        Some(RegressionSpec::trained_rows(&first_three)),
+    );
+    let eval = |data: &std::path::Path| {
+        rnn_wgpu(&[
+            "eval",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
+    };
+    let out = eval(&csv);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // All forecasts as before; rows 4 and 5 alone: errors 0, 0, naive (last w) errors 6, 8.
+    let all = format!(
+        "rmse={:.4} mae={:.4} over 3 forecasts (naive last value: rmse={:.4} mae={:.4})",
+        (1.0f64 / 3.0).sqrt(),
+        1.0 / 3.0,
+        (325.0f64 / 3.0).sqrt(),
+        29.0 / 3.0
+    );
+    let held = format!(
+        "held out (the rows after the first 3): rmse=0.0000 mae=0.0000 over 2 forecasts (naive last value: rmse={:.4} mae=7.0000)",
+        50.0f64.sqrt()
+    );
+    assert_eq!(stdout, format!("{all}\n{held}\n"));
+    assert_eq!(
+        stderr,
+        "note: the first 3 rows of this file trained the model: the scores above count forecasts of them too\n"
+    );
+    // A file whose first rows differ from the training rows gets the plain scores alone.
+    let other = dir.join("other.csv");
+    std::fs::write(&other, "w,note,v\n2,a,1\n1,b,2\n16,c,-3\n10,d,4\n18,e,5\n").unwrap();
+    let out = eval(&other);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn eval_on_the_training_text_scores_the_validation_part_apart() {
+    let (dir, data) = train_dir("eval-training-text");
+    let out = train_small(
+        data.as_ref(),
+        &dir,
+        &["--hidden", "8", "--layers", "1", "--steps", "2"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let checkpoint = dir.join("checkpoint.safetensors");
+    let eval = |data: &str| {
+        rnn_wgpu(&[
+            "eval",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            data,
+        ])
+    };
+    let out = eval(&data);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // 1260 characters, the first 1134 (90%) trained it: predictions of characters 1134..=1259.
+    assert_eq!(
+        stderr,
+        "note: the first 1134 characters of this text trained the model (its training split): the loss above counts them too\n"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].contains(" over 1259 predictions"), "{stdout}");
+    assert!(
+        lines[1].starts_with("held out (the characters after the first 1134): loss=")
+            && lines[1].contains(" over 126 predictions"),
+        "{stdout}"
+    );
+    // Another text of the same characters gets the plain loss alone.
+    let other = dir.join("other.txt");
+    std::fs::write(
+        &other,
+        "not to be or to be, that is the question. ".repeat(30),
+    )
+    .unwrap();
+    let out = eval(other.to_str().unwrap());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sample_on_a_regression_checkpoint_says_what_it_is_and_what_applies_it() {
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-sample-kind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("model.safetensors");
+    write_relu_regressor(&checkpoint);
+    let out = rnn_wgpu(&["sample", "--checkpoint", checkpoint.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: {}: a regression model's checkpoint (it forecasts CSV rows), not a character model's: `rnn-wgpu run --checkpoint FILE --input ROWS.csv` applies it, `rnn-wgpu eval` scores it\n",
+            checkpoint.display()
+        )
+    );
+    // A PyTorch state_dict is no checkpoint of ours: said so, with what lists it.
+    let out = rnn_wgpu(&[
+        "sample",
+        "--checkpoint",
+        &repo_arg("examples/data/lstm_state_dict.safetensors"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).ends_with(
+            ": not an rnn-wgpu checkpoint (its metadata names no format): `rnn-wgpu inspect` lists what it holds\n"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

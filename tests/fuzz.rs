@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::Sandbox;
 use common::files::{join, split};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -65,16 +66,12 @@ impl Reader {
 
 /// The files mutated, made or copied into a scratch directory once.
 struct Corpus {
+    /// The working directory of every run: the binary writes nothing there.
+    cwd: Sandbox,
     dir: PathBuf,
     text: PathBuf,
     csv: PathBuf,
     bases: Vec<(Reader, PathBuf)>,
-}
-
-fn rnn_wgpu() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
 }
 
 fn corpus() -> Corpus {
@@ -123,6 +120,7 @@ fn corpus() -> Corpus {
         ),
     ];
     Corpus {
+        cwd: Sandbox::new(),
         dir,
         text,
         csv,
@@ -145,6 +143,7 @@ fn write_regressor(path: &Path) {
         look_back: 3,
         inputs: vec![column("passengers", true), column("temp", false)],
         target: column("passengers", true),
+        trained_on: None,
     };
     Regressor::new(spec, 0).unwrap().save(path).unwrap();
 }
@@ -453,7 +452,7 @@ fn run_limited(mut cmd: Command, memory: u64) -> Outcome {
 /// The command that feeds `mutant` to `reader`.
 fn command(reader: Reader, mutant: &Path, corpus: &Corpus, scratch: &Path) -> Command {
     let path = mutant.to_str().unwrap();
-    let mut cmd = rnn_wgpu();
+    let mut cmd = corpus.cwd.command();
     match reader {
         Reader::ParityCpu => cmd.args(["parity", path]),
         Reader::ParityGpu => cmd.args(["parity", "--backend", "gpu", path]),
@@ -628,7 +627,7 @@ fn mutants_of_every_file_are_refused_clearly_or_run_to_a_finite_result() {
                             let bytes = mutate_text(&std::fs::read(source).unwrap(), &mut rng);
                             let input = scratch.join(format!("input-{i}"));
                             std::fs::write(&input, bytes).unwrap();
-                            let mut cmd = rnn_wgpu();
+                            let mut cmd = corpus.cwd.command();
                             cmd.args(["run", "--checkpoint", base.to_str().unwrap()])
                                 .args(["--input", input.to_str().unwrap()]);
                             cmd
@@ -675,6 +674,7 @@ fn mutants_of_every_file_are_refused_clearly_or_run_to_a_finite_result() {
         .sum::<usize>()
         + failures.len();
     let _ = std::fs::remove_dir_all(&corpus.dir);
+    corpus.cwd.assert_untouched();
     assert!(
         failures.is_empty(),
         "{} of {ran} mutants broke the rule:\n{}",

@@ -7,15 +7,16 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::cli::{rnn_wgpu, text, train_small, write_text};
+use common::cli::{Sandbox, repo, rnn_wgpu, text, train_small, write_text};
 use common::files::{edit_f32, edit_header};
 use serde_json::Value;
 
 /// The same, under a memory limit (RLIMIT_AS) that a 1.5 GB allocation would break.
 fn rnn_wgpu_in(memory: u64, args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.command();
+    cmd.args(args);
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -27,7 +28,9 @@ fn rnn_wgpu_in(memory: u64, args: &[&str]) -> Output {
             Ok(())
         });
     }
-    cmd.output().expect("binary runs")
+    let out = cmd.output().expect("binary runs");
+    sandbox.assert_untouched();
+    out
 }
 
 /// Exit 2 with one `error:` line containing `want`.
@@ -45,10 +48,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 const CASE: &str = "tests/data/parity/rnn_tanh_small.safetensors";

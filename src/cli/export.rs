@@ -8,9 +8,10 @@ use clap::Args;
 
 use rnn_wgpu::checkpoint::Checkpoint;
 use rnn_wgpu::interop::export_with_head;
-use rnn_wgpu::regression::{self, Regressor};
-use rnn_wgpu::tensor_file::TensorFile;
+use rnn_wgpu::regression::Regressor;
 use rnn_wgpu::{Result, RnnError};
+
+use super::sample::{Kind, read_checkpoint};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -26,22 +27,24 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    super::sample::require_checkpoint(&args.checkpoint)?;
+    let file = read_checkpoint(&args.checkpoint)?;
     if args.out.exists() && !args.overwrite {
         return Err(RnnError::File {
             path: args.out,
             message: "exists (pass --overwrite to replace it)".into(),
         });
     }
-    let file = TensorFile::read(&args.checkpoint)?;
-    let (rnn, head, note) = if file.meta("format")? == regression::FORMAT {
-        let model = Regressor::from_file(&file)?.model;
-        let note = "# The inputs' log-changes and standardisation stay in the checkpoint (rnn-wgpu run applies them).\n";
-        (model.rnn, model.head, note)
-    } else {
-        let lm = Checkpoint::from_file(&file)?.lm;
-        let note = "# The character vocabulary is the checkpoint's `vocab` metadata; inputs are one-hot rows.\n";
-        (lm.rnn, lm.head, note)
+    let (rnn, head, note) = match Kind::of(&file)? {
+        Kind::Regression => {
+            let model = Regressor::from_file(&file)?.model;
+            let note = "# The inputs' log-changes and standardisation stay in the checkpoint (rnn-wgpu run applies them).\n";
+            (model.rnn, model.head, note)
+        }
+        Kind::Char => {
+            let lm = Checkpoint::from_file(&file)?.lm;
+            let note = "# The character vocabulary is the checkpoint's `vocab` metadata; inputs are one-hot rows.\n";
+            (lm.rnn, lm.head, note)
+        }
     };
     let loader = export_with_head(&rnn, &head, &args.out)?;
     // Comments, so that the whole of stdout runs as Python.

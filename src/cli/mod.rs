@@ -7,6 +7,7 @@ mod info;
 mod inspect;
 mod options;
 mod parity;
+mod progress;
 mod run;
 mod sample;
 mod train;

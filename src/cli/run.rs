@@ -16,11 +16,11 @@ use rnn_wgpu::checkpoint::Checkpoint;
 use rnn_wgpu::data::CharCorpus;
 use rnn_wgpu::lm::one_hot;
 use rnn_wgpu::nn::ManyToOne;
-use rnn_wgpu::regression::{self, Forecaster, Regressor};
-use rnn_wgpu::tensor_file::TensorFile;
+use rnn_wgpu::regression::{Forecaster, Regressor};
 use rnn_wgpu::{Backend, Result, RnnError};
 
 use super::BackendArg;
+use super::sample::{Kind, read_checkpoint};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -41,12 +41,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 /// Applies the checkpoint at `checkpoint` to `input`; with `echo` every prediction is printed
 /// as it comes, and in any case the metrics at the end (`eval` is this without the echo).
 pub fn apply(checkpoint: &Path, input: &Path, backend: Backend, echo: bool) -> Result<ExitCode> {
-    super::sample::require_checkpoint(checkpoint)?;
-    let file = TensorFile::read(checkpoint)?;
-    if file.meta("format")? == regression::FORMAT {
-        return run_regression(Regressor::from_file(&file)?, input, backend, echo);
+    let file = read_checkpoint(checkpoint)?;
+    match Kind::of(&file)? {
+        Kind::Regression => run_regression(Regressor::from_file(&file)?, input, backend, echo),
+        Kind::Char => run_char_model(Checkpoint::from_file(&file)?, input, backend, echo),
     }
-    run_char_model(Checkpoint::from_file(&file)?, input, backend, echo)
 }
 
 fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) -> Result<ExitCode> {
@@ -70,10 +69,17 @@ fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) ->
             message: "no character of this text is in the model's vocabulary".into(),
         });
     }
+    // Where the text starts with the one that trained the model, its loss is reported apart
+    // for the characters after that part as well.
+    let trained = ck
+        .trained_on()
+        .filter(|t| t.is_prefix_of(ids.iter().map(|&id| [id as u64])))
+        .map(|t| t.count);
     let rnn = ck.lm.rnn.with_backend(backend)?;
     let mut stream = rnn.stream(1)?;
     let mut out = std::io::stdout().lock();
-    let (mut total, mut count) = (0.0f64, 0usize);
+    let mut all = MeanLoss::default();
+    let mut held_out = MeanLoss::default();
     for (i, &id) in ids.iter().enumerate() {
         let x = one_hot(Array2::from_elem((1, 1), id).view(), corpus.vocab.len())?;
         let h = stream.step(x.index_axis(ndarray::Axis(0), 0))?;
@@ -89,21 +95,54 @@ fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) ->
         if let Some(&next) = ids.get(i + 1) {
             let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let log_sum = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
-            total += (log_sum - row[next]) as f64;
-            count += 1;
+            let loss = (log_sum - row[next]) as f64;
+            all.add(loss);
+            if trained.is_some_and(|n| i + 1 >= n) {
+                held_out.add(loss);
+            }
         }
     }
     if echo {
         let _ = writeln!(out);
     }
-    if count > 0 {
-        println!(
-            "loss={:.4} nats/char over {count} predictions (perplexity {})",
-            total / count as f64,
-            super::perplexity(total / count as f64)
+    if let Some(line) = all.line() {
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(n) = trained {
+        eprintln!(
+            "note: the first {n} characters of this text trained the model (its training split): the loss above counts them too"
         );
+        if let Some(line) = held_out.line() {
+            let _ = writeln!(out, "held out (the characters after the first {n}): {line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Mean next-character loss over the predictions added.
+#[derive(Default)]
+struct MeanLoss {
+    total: f64,
+    count: usize,
+}
+
+impl MeanLoss {
+    fn add(&mut self, loss: f64) {
+        self.total += loss;
+        self.count += 1;
+    }
+
+    /// `loss=... nats/char over N predictions (perplexity ...)`, none without a prediction.
+    fn line(&self) -> Option<String> {
+        (self.count > 0).then(|| {
+            let mean = self.total / self.count as f64;
+            format!(
+                "loss={mean:.4} nats/char over {} predictions (perplexity {})",
+                self.count,
+                super::perplexity(mean)
+            )
+        })
+    }
 }
 
 fn run_regression(
@@ -156,6 +195,13 @@ fn run_regression(
     // (forecast, last value) for the row to come, and the squared errors so far.
     let mut pending: Option<(f64, f64)> = None;
     let mut scores = Scores::default();
+    // Where the file starts with the rows that trained the model, the forecasts of the rows
+    // after them are scored apart as well: `trained` is their count once the file's first rows
+    // are known to be those.
+    let training = regressor.spec.trained_on.clone();
+    let mut first_rows: Vec<Vec<f64>> = Vec::new();
+    let mut trained: Option<usize> = None;
+    let mut held_out = Scores::default();
     for (row_index, record) in reader.records().enumerate() {
         let line = row_index + 2; // 1-based, after the header
         let record = record.map_err(|e| csv_error(format!("line {line}: {e}")))?;
@@ -179,6 +225,18 @@ fn run_regression(
         let actual = row[target_column];
         if let Some((forecast, last)) = pending.take() {
             scores.add(forecast - actual, last - actual);
+            if trained.is_some_and(|n| row_index >= n) {
+                held_out.add(forecast - actual, last - actual);
+            }
+        }
+        if let Some(t) = training.as_ref().filter(|t| row_index < t.count) {
+            first_rows.push(row.clone());
+            if first_rows.len() == t.count {
+                trained = t
+                    .is_prefix_of(first_rows.iter().map(|r| r.iter().map(|v| v.to_bits())))
+                    .then_some(t.count);
+                first_rows = Vec::new();
+            }
         }
         if let Some(forecast) = forecaster.push(row)? {
             // The forecast is for the next data row.
@@ -191,6 +249,18 @@ fn run_regression(
     }
     if scores.count > 0 {
         let _ = writeln!(out, "{}", scores.line());
+    }
+    if let Some(n) = trained {
+        eprintln!(
+            "note: the first {n} rows of this file trained the model: the scores above count forecasts of them too"
+        );
+        if held_out.count > 0 {
+            let _ = writeln!(
+                out,
+                "held out (the rows after the first {n}): {}",
+                held_out.line()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! `rnn-wgpu sample`: text from a trained character model, primed and with a temperature.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -10,6 +10,8 @@ use rand::rngs::StdRng;
 
 use rnn_wgpu::checkpoint::Checkpoint;
 use rnn_wgpu::data::CharCorpus;
+use rnn_wgpu::regression;
+use rnn_wgpu::tensor_file::TensorFile;
 use rnn_wgpu::{Result, RnnError};
 
 #[derive(Args, Debug)]
@@ -52,14 +54,50 @@ pub fn run(args: SampleArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The checkpoint at `path`, refused with a hint when there is none.
-pub fn load_checkpoint(path: &std::path::Path) -> Result<Checkpoint> {
+/// The character model's checkpoint at `path`, refused with a hint when there is none or when
+/// it is a regression model's.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let file = read_checkpoint(path)?;
+    match Kind::of(&file)? {
+        Kind::Char => Checkpoint::from_file(&file),
+        Kind::Regression => Err(RnnError::File {
+            path: path.to_path_buf(),
+            message: "a regression model's checkpoint (it forecasts CSV rows), not a character model's: `rnn-wgpu run --checkpoint FILE --input ROWS.csv` applies it, `rnn-wgpu eval` scores it".into(),
+        }),
+    }
+}
+
+/// The two kinds of checkpoint the commands read.
+pub enum Kind {
+    /// A character language model (`train`'s).
+    Char,
+    /// A regression model (the `timeseries` example's).
+    Regression,
+}
+
+impl Kind {
+    /// The kind of a checkpoint read: by its `format`; a file without one is no checkpoint of
+    /// ours (a PyTorch state_dict, a parity case), said so with the command that lists it.
+    pub fn of(file: &TensorFile) -> Result<Kind> {
+        match file.metadata().get("format").map(String::as_str) {
+            Some(regression::FORMAT) => Ok(Kind::Regression),
+            Some(_) => Ok(Kind::Char),
+            None => Err(RnnError::File {
+                path: file.path().to_path_buf(),
+                message: "not an rnn-wgpu checkpoint (its metadata names no format): `rnn-wgpu inspect` lists what it holds".into(),
+            }),
+        }
+    }
+}
+
+/// The file at `path`, refused with a hint when there is none.
+pub fn read_checkpoint(path: &Path) -> Result<TensorFile> {
     require_checkpoint(path)?;
-    Checkpoint::load(path)
+    TensorFile::read(path)
 }
 
 /// A missing checkpoint gets where one comes from, not only "no such file".
-pub fn require_checkpoint(path: &std::path::Path) -> Result<()> {
+fn require_checkpoint(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }

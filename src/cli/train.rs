@@ -4,15 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use rnn_wgpu::checkpoint::{Checkpoint, LmSpec};
 use rnn_wgpu::data::CharCorpus;
+use rnn_wgpu::gpu::{GpuContext, describe_adapter, is_software};
 use rnn_wgpu::out_dir::OutDir;
 use rnn_wgpu::plot::write_line_svg;
-use rnn_wgpu::train::{Batching, StepReport, TrainEvent, TrainOptions, TrainReport, train_char_lm};
+use rnn_wgpu::train::{Batching, TrainEvent, TrainOptions, TrainReport, train_char_lm};
 use rnn_wgpu::{Backend, Mode, Result, RnnConfig, RnnError};
 
+use super::progress::{BarGoal, TrainProgress};
 use super::{BackendArg, CellArg, options};
 
 /// The model and training options: a flag left out takes its default on a fresh run and the
@@ -101,12 +102,41 @@ fn default_data() -> PathBuf {
     }
 }
 
-/// GPU when a hardware adapter is there; a software one (lavapipe) is slower than the CPU path.
-fn default_backend() -> Backend {
-    let hardware = rnn_wgpu::gpu::list_adapters()
-        .iter()
-        .any(|a| a.device_type != wgpu::DeviceType::Cpu);
-    if hardware { Backend::Gpu } else { Backend::Cpu }
+/// GPU when a hardware adapter is there; a software one (lavapipe) is slower than the CPU
+/// path, so with only that the CPU, and a note that says so (printed once the run starts).
+fn default_backend() -> (Backend, Option<String>) {
+    let adapters = rnn_wgpu::gpu::list_adapters();
+    if adapters.iter().any(|a| !is_software(a)) {
+        return (Backend::Gpu, None);
+    }
+    let note = adapters.first().map(|software| {
+        format!(
+            "note: training on the CPU: the only GPU adapter, {}, is slower than the CPU path (--backend gpu uses it all the same)",
+            describe_adapter(software)
+        )
+    });
+    (Backend::Cpu, note)
+}
+
+/// Where the run computes, for its first line: the CPU's threads or the GPU adapter, warning
+/// when that adapter is a software one.
+fn describe_backend(backend: Backend) -> Result<String> {
+    match backend {
+        Backend::Cpu => Ok(format!(
+            "the CPU ({} threads)",
+            rayon::current_num_threads()
+        )),
+        Backend::Gpu => {
+            let info = &GpuContext::shared()?.info;
+            if is_software(info) {
+                eprintln!(
+                    "warning: {} is a software GPU adapter: expect it to be much slower than --backend cpu",
+                    describe_adapter(info)
+                );
+            }
+            Ok(format!("the GPU {}", describe_adapter(info)))
+        }
+    }
 }
 
 /// The options of this run: the flags given, else the resumed checkpoint's, else the defaults.
@@ -160,15 +190,15 @@ impl Resolved {
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(default_data);
     let corpus = CharCorpus::read(&data)?;
-    let backend = args
-        .backend
-        .map(Backend::from)
-        .unwrap_or_else(default_backend);
-    let seconds = args.seconds.or(if args.steps.is_none() {
-        Some(60.0)
-    } else {
-        None
-    });
+    let (backend, backend_note) = match args.backend {
+        Some(arg) => (Backend::from(arg), None),
+        None => default_backend(),
+    };
+    // Cheap, pure checks first: a fresh run's model and options are refused as impossible
+    // before the output directory is looked at (a resumed run's come from its checkpoint).
+    if !args.resume {
+        plan(&args, &corpus, backend, None, None)?;
+    }
     // Created, proven writable and locked now: not found out at the first checkpoint, after
     // the training time is spent, nor shared with a second run.
     let _out = OutDir::claim(&args.out)?;
@@ -184,41 +214,26 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let run = Resolved::new(&args, resume.as_ref());
-    let config = RnnConfig::new(run.mode, corpus.vocab.len(), run.hidden)
-        .layers(run.layers)
-        .dropout(run.dropout);
-    // Sizes refused before anything is printed or allocated.
-    config.validate()?;
+    let (opts, config) = plan(
+        &args,
+        &corpus,
+        backend,
+        resume.as_ref(),
+        Some(checkpoint.clone()),
+    )?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
-    let opts = TrainOptions {
-        spec: LmSpec {
-            mode: run.mode,
-            vocab: corpus.vocab.clone(),
-            hidden: run.hidden,
-            layers: run.layers,
-        },
-        seq: run.seq,
-        batch: run.batch,
-        lr: run.lr,
-        clip: run.clip,
-        dropout: run.dropout,
-        steps: args.steps,
-        seconds,
-        backend,
-        batching: run.batching,
-        seed: run.seed,
-        checkpoint_every: args.checkpoint_every,
-        checkpoint: Some(checkpoint.clone()),
-    };
     let (train_len, val_len) = (corpus.split().0.len(), corpus.split().1.len());
+    let device = describe_backend(backend)?;
+    if let Some(note) = backend_note {
+        eprintln!("{note}");
+    }
     println!(
-        "training a {} char model (H={}, L={}, vocab {}) on {} ({} train / {} validation characters) on the {backend} backend",
-        rnn_wgpu::bench::cell_name(run.mode),
-        run.hidden,
-        run.layers,
+        "training a {} char model (H={}, L={}, vocab {}) on {} ({} train / {} validation characters) on {device}",
+        rnn_wgpu::bench::cell_name(opts.spec.mode),
+        opts.spec.hidden,
+        opts.spec.layers,
         corpus.vocab.len(),
         data.display(),
         train_len,
@@ -238,32 +253,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             0
         }
     };
-    let goal = BarGoal::new(args.steps, seconds);
-    let bar = goal.bar(start_step);
-    let mut validation: Option<ProgressBar> = None;
+    let mut progress = TrainProgress::new(BarGoal::new(opts.steps, opts.seconds), start_step);
     let report = train_char_lm(&corpus, &opts, resume, |event| match event {
-        TrainEvent::Step(step) => {
-            bar.set_position(goal.position(step));
-            bar.set_message(format!(
-                "step {}  loss {:.3}  ppl {}  {:.0} chars/s",
-                step.step,
-                step.loss,
-                super::perplexity(step.loss as f64),
-                step.chars_per_sec
-            ));
-        }
-        TrainEvent::Validation { done, total } => {
-            let indicator = validation.get_or_insert_with(|| {
-                bar.finish_and_clear();
-                validation_bar(total)
-            });
-            indicator.set_position(done as u64);
-        }
+        TrainEvent::Step(step) => progress.step(step),
+        TrainEvent::Validation { done, total } => progress.validation(done, total),
     })?;
-    bar.finish_and_clear();
-    if let Some(indicator) = validation {
-        indicator.finish_and_clear();
-    }
+    progress.finish();
     let points: Vec<(f64, f64)> = report
         .losses
         .iter()
@@ -286,10 +281,59 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The training options of this run (the flags, else `resume`'s, else the defaults), with the
+/// model's sizes and every option checked, and the stack's config.
+fn plan(
+    args: &TrainArgs,
+    corpus: &CharCorpus,
+    backend: Backend,
+    resume: Option<&Checkpoint>,
+    checkpoint: Option<PathBuf>,
+) -> Result<(TrainOptions, RnnConfig)> {
+    let run = Resolved::new(args, resume);
+    let config = RnnConfig::new(run.mode, corpus.vocab.len(), run.hidden)
+        .layers(run.layers)
+        .dropout(run.dropout);
+    // Sizes refused before anything is printed or allocated.
+    config.validate()?;
+    let opts = TrainOptions {
+        spec: LmSpec {
+            mode: run.mode,
+            vocab: corpus.vocab.clone(),
+            hidden: run.hidden,
+            layers: run.layers,
+        },
+        seq: run.seq,
+        batch: run.batch,
+        lr: run.lr,
+        clip: run.clip,
+        dropout: run.dropout,
+        steps: args.steps,
+        seconds: args.seconds.or(if args.steps.is_none() {
+            Some(60.0)
+        } else {
+            None
+        }),
+        backend,
+        batching: run.batching,
+        seed: run.seed,
+        checkpoint_every: args.checkpoint_every,
+        checkpoint,
+    };
+    opts.validate()?;
+    Ok((opts, config))
+}
+
 /// The run's last line before the file names: this run's steps and time, never a mix of the
 /// model's total steps with this run's seconds.
 fn summary(report: &TrainReport) -> String {
-    let ppl = super::perplexity(report.val_loss as f64);
+    let (scored, all) = report.val_windows;
+    let sampled = if scored < all {
+        format!(" (an even sample of {scored} of {all} windows, to keep within --seconds)")
+    } else {
+        String::new()
+    };
+    let ppl = format!("{}{sampled}", super::perplexity(report.val_loss as f64));
     let run_steps = report.steps - report.start_step;
     let Some(&(_, last)) = report.losses.last() else {
         return format!(
@@ -312,98 +356,9 @@ fn summary(report: &TrainReport) -> String {
     )
 }
 
-/// What the training bar fills towards: the step count of `--steps`, else the time limit (in
-/// milliseconds, so that a run of few slow steps still moves it).
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum BarGoal {
-    Steps(u64),
-    Millis(u64),
-}
-
-impl BarGoal {
-    fn new(steps: Option<usize>, seconds: Option<f64>) -> Self {
-        match (steps, seconds) {
-            (Some(n), _) => BarGoal::Steps(n as u64),
-            (None, Some(s)) => BarGoal::Millis((s * 1000.0).round() as u64),
-            // The caller always sets one of the two limits.
-            (None, None) => BarGoal::Steps(0),
-        }
-    }
-
-    fn length(self) -> u64 {
-        match self {
-            BarGoal::Steps(n) | BarGoal::Millis(n) => n,
-        }
-    }
-
-    fn position(self, step: &StepReport) -> u64 {
-        match self {
-            BarGoal::Steps(n) => (step.step as u64).min(n),
-            BarGoal::Millis(n) => ((step.elapsed * 1000.0) as u64).min(n),
-        }
-    }
-
-    fn bar(self, start_step: usize) -> ProgressBar {
-        let bar = ProgressBar::new(self.length());
-        let template = match self {
-            BarGoal::Steps(_) => "{elapsed_precise} {wide_bar} {pos}/{len} steps, ETA {eta}  {msg}",
-            BarGoal::Millis(_) => "{elapsed_precise} {wide_bar} {percent}%, ETA {eta}  {msg}",
-        };
-        bar.set_style(
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        if let BarGoal::Steps(_) = self {
-            bar.set_position(start_step as u64);
-            bar.reset_eta();
-        }
-        bar
-    }
-}
-
-/// The indicator of the validation pass, which takes seconds on the CPU and minutes on lavapipe.
-fn validation_bar(windows: usize) -> ProgressBar {
-    let bar = ProgressBar::new(windows as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} validation {wide_bar} {pos}/{len} windows, ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(step: usize, elapsed: f64) -> StepReport {
-        StepReport {
-            step,
-            loss: 1.0,
-            elapsed,
-            chars_per_sec: 1.0,
-        }
-    }
-
-    #[test]
-    fn a_time_limited_bar_fills_by_time() {
-        let goal = BarGoal::new(None, Some(60.0));
-        assert_eq!(goal, BarGoal::Millis(60_000));
-        let bar = goal.bar(0);
-        assert_eq!(bar.length(), Some(60_000));
-        assert_eq!(goal.position(&at(3, 15.0)), 15_000);
-        assert_eq!(goal.position(&at(9, 61.0)), 60_000);
-    }
-
-    #[test]
-    fn a_step_limited_bar_fills_by_steps_from_the_resumed_step() {
-        let goal = BarGoal::new(Some(200), Some(60.0));
-        assert_eq!(goal, BarGoal::Steps(200));
-        let bar = goal.bar(150);
-        assert_eq!((bar.length(), bar.position()), (Some(200), 150));
-        assert_eq!(goal.position(&at(151, 0.5)), 151);
-    }
 
     fn report(start_step: usize, steps: usize) -> TrainReport {
         TrainReport {
@@ -412,6 +367,7 @@ mod tests {
             losses: (start_step + 1..=steps).map(|s| (s, 2.0)).collect(),
             steps,
             val_loss: 1.0,
+            val_windows: (40, 40),
             elapsed: 10.1,
             chars_per_sec: 100.0,
         }
@@ -427,6 +383,17 @@ mod tests {
         assert_eq!(
             summary(&report(7, 7)),
             "no step in this run (the checkpoint is at step 7), validation perplexity 2.72"
+        );
+        let cut = TrainReport {
+            val_windows: (12, 40),
+            ..report(0, 5)
+        };
+        assert!(
+            summary(&cut).ends_with(
+                "validation perplexity 2.72 (an even sample of 12 of 40 windows, to keep within --seconds)"
+            ),
+            "{}",
+            summary(&cut)
         );
     }
 }

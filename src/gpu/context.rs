@@ -68,6 +68,25 @@ pub fn list_adapters() -> Vec<wgpu::AdapterInfo> {
         .collect()
 }
 
+/// Whether an adapter is a software rasteriser (lavapipe, llvmpipe, WARP): it runs the kernels
+/// on the CPU, slower there than the CPU engine.
+pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
+}
+
+/// An adapter in a few words for a person: its name, graphics API and kind, e.g.
+/// `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, software: runs on the CPU)`.
+pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Other => "unknown kind",
+        wgpu::DeviceType::Cpu => "software: runs on the CPU",
+    };
+    format!("{} ({:?}, {kind})", info.name, info.backend)
+}
+
 /// Real GPUs first, the CPU rasteriser (lavapipe) last.
 fn preference(info: &wgpu::AdapterInfo) -> u8 {
     match info.device_type {

@@ -17,7 +17,9 @@ mod record;
 mod stream;
 mod submission;
 
-pub use context::{ADAPTER_ENV, GpuContext, list_adapters, quiet_window_system};
+pub use context::{
+    ADAPTER_ENV, GpuContext, describe_adapter, is_software, list_adapters, quiet_window_system,
+};
 pub use kernels::Kernel;
 pub use model::{GpuModel, GpuRun, GpuStats, GpuTape};
 pub use optimizer::DeviceMoments;

@@ -1,15 +1,120 @@
 //! The `rnn-wgpu` binary as the CLI tests run it, and the small training run several of them
 //! start from.
+//!
+//! Every run gets a working directory of its own (`Sandbox`), never the checkout: a test passes
+//! every path it means (`repo` for the committed test data, a scratch directory for what it
+//! writes), so the suite neither reads nor writes a user's `runs/`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// A committed file of the checkout, by its path from the repository root (read only).
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `repo(path)` as the string an argument list takes.
+pub fn repo_arg(path: &str) -> String {
+    repo(path)
+        .to_str()
+        .expect("a UTF-8 checkout path")
+        .to_string()
+}
+
+/// Where `train` writes and `sample`, `run`, `eval` and `export` read by default.
+const DEFAULT_CHECKPOINT: &str = "runs/char_lm/checkpoint.safetensors";
+
+/// What the decoy checkpoint holds: not a checkpoint, so a test that leaves a path at its
+/// default fails on it.
+const DECOY: &[u8] = b"a decoy: the CLI tests pass every path, so no run reads or writes this";
+
+/// The binary's working directory for one run: a fresh directory holding a decoy where the
+/// default checkpoint goes, as a user's checkout does after `train`. A run that left a path at
+/// its default meets it (`train` refuses to replace it, `sample` cannot read it), and after the
+/// run the directory must hold the decoy alone, unchanged: the binary wrote nothing where it
+/// was started.
+pub struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rnn-wgpu-cwd-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let decoy = dir.join(DEFAULT_CHECKPOINT);
+        std::fs::create_dir_all(decoy.parent().unwrap()).unwrap();
+        std::fs::write(&decoy, DECOY).unwrap();
+        Sandbox { dir }
+    }
+
+    /// The binary, to be started in this directory.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"));
+        cmd.current_dir(&self.dir);
+        cmd
+    }
+
+    /// Panics unless the directory holds the decoy alone, as it was made.
+    pub fn assert_untouched(&self) {
+        let mut found = Vec::new();
+        list_files(&self.dir, &mut found);
+        let decoy = self.dir.join(DEFAULT_CHECKPOINT);
+        assert_eq!(
+            found,
+            std::slice::from_ref(&decoy),
+            "a CLI run wrote into its working directory"
+        );
+        assert_eq!(
+            std::fs::read(&decoy).unwrap(),
+            DECOY,
+            "a CLI run changed {DEFAULT_CHECKPOINT} in its working directory"
+        );
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every file and empty folder below `dir`.
+fn list_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    if entries.is_empty() {
+        found.push(dir.to_path_buf());
+    }
+    entries.sort();
+    for path in entries {
+        if path.is_dir() && !path.is_symlink() {
+            list_files(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+/// Runs the binary with `args` in a sandbox and checks that it wrote nothing there.
 pub fn rnn_wgpu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rnn-wgpu"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("binary runs")
+    let sandbox = Sandbox::new();
+    let out = sandbox.command().args(args).output().expect("binary runs");
+    sandbox.assert_untouched();
+    out
 }
 
 pub fn text(bytes: &[u8]) -> String {
