@@ -40,7 +40,7 @@ fn main() -> rnn_wgpu::Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     let pairs: Vec<(usize, usize)> = (0..100).map(|k| (k / 10, k % 10)).collect();
     let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 20, 64), 1)?;
-    let mut model = OneToMany::new(rnn, Linear::new(64, 10, 2), Feed::EveryStep)?;
+    let mut model = OneToMany::new(rnn, Linear::new(64, 10, 2)?, Feed::EveryStep)?;
     let mut adam = Adam::new(1e-2);
     let start = std::time::Instant::now();
     let mut loss = f32::NAN;

@@ -72,7 +72,7 @@ fn main() -> rnn_wgpu::Result<()> {
     }
     let hidden = 32;
     let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, vocab.len(), hidden), 1)?;
-    let mut model = ManyToOne::new(rnn, Linear::new(hidden, 2, 2))?;
+    let mut model = ManyToOne::new(rnn, Linear::new(hidden, 2, 2)?)?;
     let mut adam = Adam::new(5e-3);
     for epoch in 1..=60 {
         let mut total = 0.0;

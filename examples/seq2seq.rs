@@ -57,7 +57,7 @@ impl Seq2Seq {
                 Some(state.view()),
                 None,
             )?;
-            let logits = self.head.forward(step.output.index_axis(Axis(0), 0));
+            let logits = self.head.forward(step.output.index_axis(Axis(0), 0))?;
             for (j, row) in logits.outer_iter().enumerate() {
                 let guess = (0..DIGITS)
                     .max_by(|&x, &y| row[x].total_cmp(&row[y]))
@@ -76,7 +76,7 @@ fn main() -> rnn_wgpu::Result<()> {
     let mut model = Seq2Seq {
         encoder: Rnn::new(RnnConfig::new(Mode::Gru, DIGITS, HIDDEN), 1)?,
         decoder: Rnn::new(RnnConfig::new(Mode::Gru, DIGITS + 1, HIDDEN), 2)?,
-        head: Linear::new(HIDDEN, DIGITS, 3),
+        head: Linear::new(HIDDEN, DIGITS, 3)?,
     };
     let mut adam = Adam::new(3e-3);
     let b = 64;
@@ -100,10 +100,10 @@ fn main() -> rnn_wgpu::Result<()> {
             .output
             .into_shape_with_order((LEN * b, HIDDEN))
             .expect("contiguous");
-        let logits = model.head.forward(flat.view());
+        let logits = model.head.forward(flat.view())?;
         let targets: Vec<usize> = target.iter().copied().collect();
         let (loss, grad_logits) = cross_entropy(logits.view(), &targets)?;
-        let (mut head_grads, grad_flat) = model.head.backward(flat.view(), grad_logits.view());
+        let (mut head_grads, grad_flat) = model.head.backward(flat.view(), grad_logits.view())?;
         let grad_out = grad_flat
             .into_shape_with_order((LEN, b, HIDDEN))
             .expect("contiguous");

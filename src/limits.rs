@@ -127,9 +127,42 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// The most characters an error line shows: a message that echoes what a file holds (a CSV
+/// field, a lock file) is cut there, so the line stays one readable line (at most 3.2 KB of
+/// UTF-8, escapes included).
+pub const MAX_ERROR_CHARS: usize = 800;
+
+/// `printable(text)` cut to `max` characters, then `...` and how long the whole was.
+pub fn printable_capped(text: &str, max: usize) -> String {
+    let shown = printable(&text.chars().take(max + 1).collect::<String>());
+    if shown.chars().count() <= max {
+        return shown;
+    }
+    let head: String = shown.chars().take(max).collect();
+    format!(
+        "{head}... (cut: {} characters in all)",
+        text.chars().count()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_after_their_escapes() {
+        assert_eq!(printable_capped("a\nb", 10), "a\\nb");
+        assert_eq!(printable_capped("abcdef", 6), "abcdef");
+        assert_eq!(
+            printable_capped("abcdefgh", 3),
+            "abc... (cut: 8 characters in all)"
+        );
+        // Escapes count as what is shown: "\n" is two characters.
+        assert_eq!(
+            printable_capped("\n\n\n", 3),
+            "\\n\\... (cut: 3 characters in all)"
+        );
+    }
 
     #[test]
     fn products_that_overflow_are_errors() {

@@ -76,7 +76,7 @@ impl CharLm {
         let rnn = Rnn::new(RnnConfig::new(mode, vocab, hidden).layers(layers), seed)?;
         Ok(CharLm {
             rnn,
-            head: Linear::new(hidden, vocab, seed.wrapping_add(1)),
+            head: Linear::new(hidden, vocab, seed.wrapping_add(1))?,
         })
     }
 
@@ -131,7 +131,7 @@ impl CharLm {
             .expect("contiguous");
         let logits = self
             .head
-            .forward(flat.view())
+            .forward(flat.view())?
             .into_shape_with_order((seq, batch, self.vocab()))
             .expect("contiguous");
         Ok((
@@ -165,13 +165,21 @@ impl CharLm {
         }
         let inputs = Array2::from_shape_fn((prime.len(), 1), |(t, _)| prime[t]);
         let (mut logits, mut state) = self.logits(inputs.view(), None)?;
-        for _ in 0..len {
+        for drawn in 1..=len {
             let last = logits.index_axis(ndarray::Axis(0), logits.dim().0 - 1);
             let next = draw(
                 last.row(0).as_slice().expect("contiguous"),
                 temperature,
                 rng,
-            );
+            )
+            .map_err(|(class, value)| RnnError::NonFinite {
+                tensor: format!("the logits of sampled character {drawn}"),
+                index: vec![class],
+                position: format!(
+                    "character id {class}: the model's weights overflow f32 arithmetic"
+                ),
+                value: value as f64,
+            })?;
             emit(next);
             (logits, state) = self.logits(Array2::from_elem((1, 1), next).view(), Some(&state))?;
         }
@@ -240,10 +248,10 @@ impl CharLm {
             .output
             .into_shape_with_order((seq * batch, width))
             .expect("contiguous");
-        let logits = self.head.forward(flat.view());
+        let logits = self.head.forward(flat.view())?;
         let targets: Vec<usize> = targets.iter().copied().collect();
         let (loss, grad_logits) = cross_entropy(logits.view(), &targets)?;
-        let (head, grad_flat) = self.head.backward(flat.view(), grad_logits.view());
+        let (head, grad_flat) = self.head.backward(flat.view(), grad_logits.view())?;
         let grad_output = grad_flat
             .into_shape_with_order((seq, batch, width))
             .expect("contiguous");
@@ -280,9 +288,18 @@ impl HeadPass {
     }
 }
 
-/// A draw from softmax(logits / temperature), in f64 so that small weights still count.
-fn draw(logits: &[f32], temperature: f32, rng: &mut impl rand::Rng) -> usize {
+/// A draw from softmax(logits / temperature), in f64 so that small weights still count; a
+/// logit that is not finite is returned (its index and value) instead, as no distribution.
+fn draw(
+    logits: &[f32],
+    temperature: f32,
+    rng: &mut impl rand::Rng,
+) -> std::result::Result<usize, (usize, f32)> {
     use rand::RngExt;
+    if let Some(bad) = logits.iter().position(|v| !v.is_finite()) {
+        return Err((bad, logits[bad]));
+    }
+    // Every logit finite: the largest weighs exp(0) = 1, so the total is at least 1.
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let weights: Vec<f64> = logits
         .iter()
@@ -292,9 +309,9 @@ fn draw(logits: &[f32], temperature: f32, rng: &mut impl rand::Rng) -> usize {
     let mut pick = rng.random_range(0.0..total);
     for (i, w) in weights.iter().enumerate() {
         if pick < *w {
-            return i;
+            return Ok(i);
         }
         pick -= w;
     }
-    weights.len() - 1
+    Ok(weights.len() - 1)
 }

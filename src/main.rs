@@ -15,8 +15,14 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One clear line, never a panic or a backtrace; control bytes a file carried into
-            // the message are shown escaped, not sent to the terminal.
-            eprintln!("error: {}", rnn_wgpu::limits::printable(&e.to_string()));
+            // the message are shown escaped, not sent to the terminal, and a message that
+            // echoes a file at length is cut.
+            let message = e.to_string();
+            let limit = rnn_wgpu::limits::MAX_ERROR_CHARS;
+            eprintln!(
+                "error: {}",
+                rnn_wgpu::limits::printable_capped(&message, limit)
+            );
             ExitCode::from(2)
         }
     }

@@ -118,6 +118,8 @@ pub struct RnnGrads<T> {
 /// What `backward` needs from `forward_train`.
 pub struct Tape<T> {
     inner: TapeInner<T>,
+    /// The model's config when the tape was made: a tape is refused by a model of another.
+    config: RnnConfig,
     seq_len: usize,
     batch: usize,
     /// The forward read token ids, which have no gradient.
@@ -210,34 +212,7 @@ impl<T: Real> Rnn<T> {
     /// A model with given parameters; every shape is checked against the config.
     pub fn from_params(config: RnnConfig, params: RnnParams<T>) -> Result<Self> {
         config.validate()?;
-        // The shapes the config asks for, from its specs: nothing allocated to compare with.
-        let specs = config.param_specs();
-        let want_cells = config.num_layers * config.directions();
-        let has_biases = |c: &crate::params::CellParams<T>| {
-            c.bias_ih.is_some() == config.bias && c.bias_hh.is_some() == config.bias
-        };
-        if params.cells.len() != want_cells || !params.cells.iter().all(has_biases) {
-            let tensors: usize = params
-                .cells
-                .iter()
-                .map(|c| 2 + usize::from(c.bias_ih.is_some()) + usize::from(c.bias_hh.is_some()))
-                .sum();
-            return Err(RnnError::Config(format!(
-                "parameters hold {tensors} tensors in {} cells, the config needs {} in {want_cells}",
-                params.cells.len(),
-                specs.len(),
-            )));
-        }
-        let got_named = params.named(&config);
-        for ((name, got), spec) in got_named.iter().zip(&specs) {
-            if got.shape() != spec.shape.as_slice() {
-                return Err(RnnError::Shape {
-                    tensor: name.clone(),
-                    expected: shape_string(&spec.shape),
-                    got: got.shape().to_vec(),
-                });
-            }
-        }
+        crate::params::check_shapes(&config, &params)?;
         Ok(Rnn::on_cpu(config, params))
     }
 
@@ -496,6 +471,7 @@ impl<T: Real> Rnn<T> {
         let (output, inner) = self.on_engine(inputs, true)?;
         let tape = Tape {
             inner: inner.expect("a training forward keeps its tape"),
+            config: self.config.clone(),
             seq_len,
             batch,
             tokens,
@@ -534,6 +510,13 @@ impl<T: Real> Rnn<T> {
         need_input_grad: bool,
     ) -> Result<RnnGrads<T>> {
         check_input_grad(need_input_grad, tape.tokens)?;
+        if tape.config != self.config {
+            return Err(RnnError::Config(format!(
+                "the tape comes from another model ({}), not this one ({})",
+                tape.config, self.config
+            )));
+        }
+        crate::params::check_shapes(&self.config, &self.params)?;
         let upstream = self.check_upstream(tape.seq_len, tape.batch, grads)?;
         let grads = match tape.inner {
             TapeInner::Cpu(stack) => self.cpu().backward(stack, upstream, need_input_grad)?,
@@ -605,6 +588,7 @@ impl<T: Real> Rnn<T> {
     /// them seq-first with zeros for absent states.
     /// Dropout masks are the caller's to add (training forwards only).
     fn check_batch<'a>(&self, batch: RnnBatch<'a, T>) -> Result<StackInputs<'a, T>> {
+        crate::params::check_shapes(&self.config, &self.params)?;
         let input = match batch.input {
             RnnInput::Dense(x) => StackInput::Dense(self.check_dense_input(x)?),
             RnnInput::Tokens(ids) => StackInput::Tokens(self.check_token_input(ids)?),

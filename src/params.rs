@@ -7,7 +7,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::Real;
 use crate::config::{ParamSpec, RnnConfig};
-use crate::conventions::{ParamKind, init_bound};
+use crate::conventions::{ParamKind, init_bound, param_name};
 use crate::error::{Result, RnnError, shape_string};
 
 /// The parameters of one layer in one direction.
@@ -243,6 +243,53 @@ fn into_1d<T>(tensor: ArrayD<T>) -> Array1<T> {
     tensor
         .into_dimensionality::<Ix1>()
         .expect("shape checked against its spec")
+}
+
+/// Whether `params` has the cells and shapes `config` asks for: checked when a model is made
+/// from parameters and again before each forward and backward, since `Rnn::params_mut` hands
+/// out the tensors to replace. Allocates nothing unless it finds a mismatch.
+pub fn check_shapes<T>(config: &RnnConfig, params: &RnnParams<T>) -> Result<()> {
+    let want_cells = config.num_layers * config.directions();
+    let has_biases = |c: &CellParams<T>| {
+        c.bias_ih.is_some() == config.bias && c.bias_hh.is_some() == config.bias
+    };
+    if params.cells.len() != want_cells || !params.cells.iter().all(has_biases) {
+        let tensors: usize = params
+            .cells
+            .iter()
+            .map(|c| 2 + usize::from(c.bias_ih.is_some()) + usize::from(c.bias_hh.is_some()))
+            .sum();
+        let biases = if config.bias { 4 } else { 2 };
+        return Err(RnnError::Config(format!(
+            "parameters hold {tensors} tensors in {} cells, the config needs {} in {want_cells}",
+            params.cells.len(),
+            biases * want_cells,
+        )));
+    }
+    for (index, cell) in params.cells.iter().enumerate() {
+        let (layer, reverse) = (
+            index / config.directions(),
+            index % config.directions() == 1,
+        );
+        let shapes = [
+            (ParamKind::WeightIh, Some(cell.weight_ih.shape())),
+            (ParamKind::WeightHh, Some(cell.weight_hh.shape())),
+            (ParamKind::BiasIh, cell.bias_ih.as_ref().map(|b| b.shape())),
+            (ParamKind::BiasHh, cell.bias_hh.as_ref().map(|b| b.shape())),
+        ];
+        for (kind, got) in shapes {
+            let Some(got) = got else { continue };
+            let want = config.param_shape(kind, layer);
+            if got != want.as_slice() {
+                return Err(RnnError::Shape {
+                    tensor: param_name(kind, layer, reverse),
+                    expected: shape_string(&want),
+                    got: got.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// NaN or infinity in a loaded tensor poisons every result computed from it: refused with its

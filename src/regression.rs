@@ -172,7 +172,7 @@ impl Regressor {
     /// A freshly initialised model (PyTorch's initialisation, from `seed`).
     pub fn new(spec: RegressionSpec, seed: u64) -> Result<Self> {
         let rnn = Rnn::<f32>::new(spec.rnn_config(), seed)?;
-        let head = Linear::new(spec.hidden, 1, seed.wrapping_add(1));
+        let head = Linear::new(spec.hidden, 1, seed.wrapping_add(1))?;
         Ok(Regressor {
             model: ManyToOne::new(rnn, head)?,
             spec,

@@ -62,6 +62,7 @@ impl Rnn<f32> {
             });
         }
         cfg.check_activation_size(1, batch)?;
+        crate::params::check_shapes(cfg, self.params())?;
         Ok(Stream {
             model: self,
             batch,

@@ -332,7 +332,8 @@ pub fn write_f32(
     write_atomically(path, &bytes).map_err(|e| file_error(format!("cannot write: {e}")))
 }
 
-/// Temp file beside the target, fsync, rename over it.
+/// Temp file beside the target, fsync, rename over it; only a regular file or a new name is
+/// replaced (`out_dir::check_replaceable`).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -342,11 +343,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    crate::out_dir::check_replaceable(path)?;
     let prefix = format!(".{file_name}.tmp-");
     remove_stale_temp_files(dir, &prefix);
     let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    // A name of its own: whatever is there (a leftover of this process id, a planted link) goes,
+    // and the new file is created exclusively, never through a link.
+    let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)

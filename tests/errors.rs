@@ -1,5 +1,7 @@
 //! Bad input gets a typed error that names the tensor and the shapes, never a panic.
 
+mod common;
+
 use std::path::PathBuf;
 
 use ndarray::Array3;
@@ -219,4 +221,92 @@ fn debug_of_a_model_describes_it_without_its_values() {
         "{text}"
     );
     assert!(text.contains("backend: \"cpu\""), "{text}");
+}
+
+#[test]
+fn linear_refuses_zero_sizes_and_wrong_widths_instead_of_panicking() {
+    use ndarray::{Array1, Array2};
+    use rnn_wgpu::nn::Linear;
+    // in_features 0 made the init bound 1/sqrt(0) = inf, and the draw panicked.
+    assert_eq!(
+        Linear::new(0, 3, 0).unwrap_err().to_string(),
+        "Linear in_features must be at least 1, got 0"
+    );
+    assert_eq!(
+        Linear::new(3, 0, 0).unwrap_err().to_string(),
+        "Linear out_features must be at least 1, got 0"
+    );
+    let layer = Linear::new(4, 2, 0).unwrap();
+    assert_eq!(
+        layer
+            .forward(Array2::zeros((3, 5)).view())
+            .unwrap_err()
+            .to_string(),
+        "Linear input: expected shape (N, 4), got [3, 5]"
+    );
+    let x = Array2::zeros((3, 4));
+    assert_eq!(
+        layer
+            .backward(x.view(), Array2::zeros((3, 7)).view())
+            .unwrap_err()
+            .to_string(),
+        "Linear output gradient: expected shape (3, 2), got [3, 7]"
+    );
+    // Public fields replaced with a bias of the wrong length.
+    let mut broken = layer.clone();
+    broken.bias = Array1::zeros(5);
+    assert_eq!(
+        broken.forward(x.view()).unwrap_err().to_string(),
+        "Linear bias: expected shape (2), one per weight row, got [5]"
+    );
+    assert_eq!(layer.forward(x.view()).unwrap().dim(), (3, 2));
+}
+
+#[test]
+fn parameters_reshaped_through_params_mut_are_refused_at_the_next_use() {
+    use ndarray::Array2;
+    let x = Array3::<f32>::zeros((3, 2, 4));
+    let refused = |model: &Rnn<f32>| {
+        let forward = model.forward(x.view(), None, None).unwrap_err().to_string();
+        let stream = model.stream(2).err().expect("refused").to_string();
+        assert_eq!(forward, stream);
+        forward
+    };
+    let mut model = lstm();
+    model.params_mut().cells[1].weight_hh = Array2::zeros((24, 5));
+    assert_eq!(
+        refused(&model),
+        "weight_hh_l1: expected shape (24, 6), got [24, 5]"
+    );
+    let mut model = lstm();
+    model.params_mut().cells.pop();
+    assert_eq!(
+        refused(&model),
+        "invalid configuration: parameters hold 4 tensors in 1 cells, the config needs 8 in 2"
+    );
+    // On the GPU too: before, the reshaped tensor was uploaded and gave garbage silently.
+    let Some(ctx) = common::gpu() else { return };
+    let mut model = lstm().with_gpu(ctx).unwrap();
+    model.params_mut().cells[0].weight_ih = Array2::zeros((24, 3));
+    assert_eq!(
+        model.forward(x.view(), None, None).unwrap_err().to_string(),
+        "weight_ih_l0: expected shape (24, 4), got [24, 3]"
+    );
+}
+
+#[test]
+fn a_tape_from_another_model_is_refused() {
+    let x = Array3::<f32>::zeros((3, 2, 4));
+    let other = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 4, 6), 0).unwrap();
+    let (out, tape) = other.forward_train(x.view(), None, None).unwrap();
+    let grad = Array3::ones(out.output.dim());
+    let grads = OutputGrads {
+        output: Some(grad.view()),
+        ..Default::default()
+    };
+    let err = lstm().backward(tape, grads, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: the tape comes from another model (LSTM I=4 H=6 L=1), not this one (LSTM I=4 H=6 L=2)"
+    );
 }

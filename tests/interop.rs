@@ -245,7 +245,7 @@ mod whole_model {
             .to_shape((batch * seq, hidden))
             .unwrap()
             .to_owned();
-        let logits = model.head.forward(rows.view());
+        let logits = model.head.forward(rows.view()).unwrap();
         let flat = |a: &ndarray::ArrayD<f32>| a.iter().copied().collect::<Vec<_>>();
         let s = |a: ArrayView3<'_, f32>| a.iter().copied().collect::<Vec<_>>();
         assert_close(
@@ -265,7 +265,10 @@ mod whole_model {
         );
         let weights = expected("loss_weights");
         let grad_logits = Array2::from_shape_vec((batch * seq, 3), flat(&weights)).unwrap();
-        let (head_grads, grad_rows) = model.head.backward(rows.view(), grad_logits.view());
+        let (head_grads, grad_rows) = model
+            .head
+            .backward(rows.view(), grad_logits.view())
+            .unwrap();
         let grad_output: Array3<f32> = grad_rows
             .into_shape_with_order((batch, seq, hidden))
             .unwrap();

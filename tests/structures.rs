@@ -56,7 +56,7 @@ fn nudge(rnn: &mut Rnn<f32>, head: &mut Linear, (k, i): (usize, usize), delta: f
 
 fn one_to_many(feed: Feed) -> OneToMany {
     let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Gru, 3, 5).layers(2), 4).unwrap();
-    OneToMany::new(rnn, Linear::new(5, 2, 5), feed).unwrap()
+    OneToMany::new(rnn, Linear::new(5, 2, 5).unwrap(), feed).unwrap()
 }
 
 /// Every parameter of a stack and its head: the stack's tensors, then the head's weight and bias.
@@ -110,7 +110,7 @@ fn one_to_many_feeds_the_vector_where_asked_and_runs_the_same_on_the_gpu() {
     x.index_axis_mut(Axis(0), 0).assign(&vectors);
     let out = model.rnn.forward(x.view(), None, None).unwrap().output;
     let rows = out.into_shape_with_order((10, 5)).unwrap();
-    let want = model.head.forward(rows.view());
+    let want = model.head.forward(rows.view()).unwrap();
     let got = y.clone().into_shape_with_order((10, 2)).unwrap();
     assert!((&got - &want).iter().all(|d| d.abs() < 1e-6));
     let Some(ctx) = common::gpu() else { return };

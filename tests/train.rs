@@ -256,7 +256,7 @@ fn many_to_one_learns_the_sign_of_a_sum_through_two_layers() {
         (x, labels)
     };
     let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Gru, 1, 16).layers(2), 1).unwrap();
-    let mut model = ManyToOne::new(rnn, Linear::new(16, 2, 2)).unwrap();
+    let mut model = ManyToOne::new(rnn, Linear::new(16, 2, 2).unwrap()).unwrap();
     let mut adam = Adam::new(1e-2);
     for _ in 0..150 {
         let (x, labels) = batch(32);
@@ -294,7 +294,7 @@ fn many_to_one_gradients_match_finite_differences() {
     });
     let labels = [1usize, 0];
     let rnn = Rnn::<f32>::new(RnnConfig::new(Mode::Lstm, 2, 3).layers(2), 4).unwrap();
-    let model = ManyToOne::new(rnn, Linear::new(3, 2, 5)).unwrap();
+    let model = ManyToOne::new(rnn, Linear::new(3, 2, 5).unwrap()).unwrap();
     let loss_of = |m: &ManyToOne| {
         cross_entropy(m.predict(x.view()).unwrap().view(), &labels)
             .unwrap()

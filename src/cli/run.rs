@@ -83,7 +83,7 @@ fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) ->
     for (i, &id) in ids.iter().enumerate() {
         let x = one_hot(Array2::from_elem((1, 1), id).view(), corpus.vocab.len())?;
         let h = stream.step(x.index_axis(ndarray::Axis(0), 0))?;
-        let logits = ck.lm.head.forward(h.view());
+        let logits = ck.lm.head.forward(h.view())?;
         let row = logits.row(0);
         let guess = (0..row.len())
             .max_by(|&a, &b| row[a].total_cmp(&row[b]))
@@ -93,9 +93,10 @@ fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) ->
             let _ = out.flush();
         }
         if let Some(&next) = ids.get(i + 1) {
+            // -log_softmax[next] = (max - l_next) + ln(sum exp(l - max)), without cancellation.
             let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let log_sum = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
-            let loss = (log_sum - row[next]) as f64;
+            let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+            let loss = ((max - row[next]) + sum.ln()) as f64;
             all.add(loss);
             if trained.is_some_and(|n| i + 1 >= n) {
                 held_out.add(loss);
@@ -105,9 +106,23 @@ fn run_char_model(ck: Checkpoint, input: &Path, backend: Backend, echo: bool) ->
     if echo {
         let _ = writeln!(out);
     }
-    if let Some(line) = all.line() {
-        let _ = writeln!(out, "{line}");
+    let Some(line) = all.line() else {
+        return Err(RnnError::File {
+            path: input.to_path_buf(),
+            message: "one known character: nothing to predict (a next-character loss needs two)"
+                .into(),
+        });
+    };
+    if !all.total.is_finite() {
+        return Err(RnnError::File {
+            path: input.to_path_buf(),
+            message: format!(
+                "the loss is {} (the model's weights overflow f32 arithmetic)",
+                all.total
+            ),
+        });
     }
+    let _ = writeln!(out, "{line}");
     if let Some(n) = trained {
         eprintln!(
             "note: the first {n} characters of this text trained the model (its training split): the loss above counts them too"
@@ -210,16 +225,23 @@ fn run_regression(
             .zip(&columns)
             .map(|(&i, name)| {
                 let field = record.get(i).unwrap_or("").trim();
-                // inf and NaN parse as f64 but would make every later forecast NaN.
-                field
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        csv_error(format!(
-                            "line {line}, column '{name}': not a finite number: {field:?}"
-                        ))
-                    })
+                // inf and NaN parse as f64 but would make every later forecast NaN; past
+                // MAX_VALUE the squared errors of the RMSE overflow f64.
+                let value = field.parse::<f64>().ok().filter(|v| v.is_finite());
+                match value {
+                    Some(v) if v.abs() <= MAX_VALUE => Ok(v),
+                    Some(v) => Err(csv_error(format!(
+                        "line {line}, column '{name}': {v:e} is beyond +-{MAX_VALUE:e}, past which squared errors overflow f64"
+                    ))),
+                    None => {
+                        // A field as long as the file is shown by its start.
+                        let start: String = field.chars().take(40).collect();
+                        let cut = if start.len() < field.len() { "..." } else { "" };
+                        Err(csv_error(format!(
+                            "line {line}, column '{name}': not a finite number: {start:?}{cut}"
+                        )))
+                    }
+                }
             })
             .collect::<Result<_>>()?;
         let actual = row[target_column];
@@ -247,9 +269,19 @@ fn run_regression(
             pending = Some((forecast, actual));
         }
     }
-    if scores.count > 0 {
-        let _ = writeln!(out, "{}", scores.line());
+    if scores.count == 0 {
+        return Err(csv_error(format!(
+            "no forecast to score: a look-back window of {} rows needs at least {} data rows",
+            regressor.spec.look_back,
+            regressor.spec.look_back + 1
+        )));
     }
+    if !scores.is_finite() {
+        return Err(csv_error(
+            "the forecast errors overflow f64 (a forecast or value is too large to square): no RMSE to report".into(),
+        ));
+    }
+    let _ = writeln!(out, "{}", scores.line());
     if let Some(n) = trained {
         eprintln!(
             "note: the first {n} rows of this file trained the model: the scores above count forecasts of them too"
@@ -275,7 +307,18 @@ struct Scores {
     count: usize,
 }
 
+/// The largest magnitude a CSV value may have: its square, and the squared error of a forecast
+/// near it, stay far inside f64 (whose largest is about 1.8e308).
+const MAX_VALUE: f64 = 1e150;
+
 impl Scores {
+    /// Whether every sum is finite (a forecast that overflowed makes them infinite).
+    fn is_finite(&self) -> bool {
+        [self.model_sq, self.naive_sq, self.model_abs, self.naive_abs]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+
     fn add(&mut self, model_error: f64, naive_error: f64) {
         self.model_sq += model_error * model_error;
         self.naive_sq += naive_error * naive_error;

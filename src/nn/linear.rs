@@ -32,15 +32,24 @@ impl LinearGrads {
 }
 
 impl Linear {
-    /// PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
-    pub fn new(inputs: usize, outputs: usize, seed: u64) -> Self {
+    /// PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias; both sizes at least 1.
+    pub fn new(inputs: usize, outputs: usize, seed: u64) -> Result<Self> {
+        for (what, size) in [
+            ("Linear in_features", inputs),
+            ("Linear out_features", outputs),
+        ] {
+            if size == 0 {
+                return Err(RnnError::ZeroSize { what: what.into() });
+            }
+        }
+        crate::limits::checked_product("Linear weight", &[inputs, outputs])?;
         let mut rng = StdRng::seed_from_u64(seed);
         let bound = 1.0 / (inputs as f32).sqrt();
         let mut draw = || rng.random_range(-bound..bound);
-        Linear {
+        Ok(Linear {
             weight: Array2::from_shape_simple_fn((outputs, inputs), &mut draw),
             bias: Array1::from_shape_simple_fn(outputs, &mut draw),
-        }
+        })
     }
 
     /// `{prefix}.weight` (out, in) and `{prefix}.bias` (out) from `lookup`, as PyTorch names
@@ -82,11 +91,12 @@ impl Linear {
     }
 
     /// x (N, in) -> (N, out)
-    pub fn forward(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+    pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.check(x, None)?;
         let mut y = Array2::zeros((x.nrows(), self.weight.nrows()));
         y.assign(&self.bias);
         matmul(y.view_mut(), x, self.weight.t(), true);
-        y
+        Ok(y)
     }
 
     /// From x (N, in) and dL/dy (N, out): parameter gradients and dL/dx (N, in).
@@ -94,17 +104,49 @@ impl Linear {
         &self,
         x: ArrayView2<'_, f32>,
         grad_y: ArrayView2<'_, f32>,
-    ) -> (LinearGrads, Array2<f32>) {
+    ) -> Result<(LinearGrads, Array2<f32>)> {
+        self.check(x, Some(grad_y))?;
         let mut weight = Array2::zeros(self.weight.raw_dim());
         matmul(weight.view_mut(), grad_y.t(), x, false);
         let mut grad_x = Array2::zeros(x.raw_dim());
         matmul(grad_x.view_mut(), grad_y, self.weight.view(), false);
-        (
+        Ok((
             LinearGrads {
                 weight,
                 bias: grad_y.sum_axis(Axis(0)),
             },
             grad_x,
-        )
+        ))
+    }
+
+    /// The layer's own shapes (its public fields may have been replaced) and x (N, in), and
+    /// grad_y (N, out) where given, against them.
+    fn check(&self, x: ArrayView2<'_, f32>, grad_y: Option<ArrayView2<'_, f32>>) -> Result<()> {
+        let (outputs, inputs) = self.weight.dim();
+        let wrong = |tensor: &str, expected: String, got: &[usize]| {
+            Err(RnnError::Shape {
+                tensor: tensor.into(),
+                expected,
+                got: got.to_vec(),
+            })
+        };
+        if self.bias.len() != outputs {
+            return wrong(
+                "Linear bias",
+                format!("({outputs}), one per weight row"),
+                self.bias.shape(),
+            );
+        }
+        if x.ncols() != inputs {
+            return wrong("Linear input", format!("(N, {inputs})"), x.shape());
+        }
+        match grad_y {
+            Some(g) if g.dim() != (x.nrows(), outputs) => wrong(
+                "Linear output gradient",
+                format!("({}, {outputs})", x.nrows()),
+                g.shape(),
+            ),
+            _ => Ok(()),
+        }
     }
 }

@@ -107,7 +107,9 @@ pub fn cross_entropy_with(
         g.iter_mut().zip(row).for_each(|(g, &v)| *g = v - max);
         exp_in_place(g);
         let sum: f32 = g.iter().sum();
-        *loss = w * (max + sum.ln() - row[target]);
+        // -log_softmax[target] = (max - l_target) + ln(sum): no cancellation of a large max
+        // against the target's logit (logits near 1e9 would lose ln(sum) entirely).
+        *loss = w * ((max - row[target]) + sum.ln());
         // w (softmax - one_hot), over the divisor
         let scale = w / (sum * divisor);
         g.iter_mut().for_each(|v| *v *= scale);
@@ -145,6 +147,18 @@ pub fn mse(
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// Equal logits near 1e9: the loss is ln(V) exactly (V = 58: 4.0604430), where
+    /// `max + ln(sum) - logit` in f32 lost ln(sum) to the rounding of 1e9 (0 or 8).
+    #[test]
+    fn large_equal_logits_lose_nothing_to_cancellation() {
+        let logits = Array2::from_elem((2, 58), 1.0e9f32);
+        let (loss, grad) = cross_entropy(logits.view(), &[3, 57]).unwrap();
+        assert!((loss - 58f32.ln()).abs() < 1e-6, "{loss}");
+        // softmax is 1/58 everywhere; the target's entry less 1, over the 2 rows.
+        assert!((grad[[0, 0]] - 1.0 / 58.0 / 2.0).abs() < 1e-7);
+        assert!((grad[[1, 57]] - (1.0 / 58.0 - 1.0) / 2.0).abs() < 1e-7);
+    }
 
     /// Against values worked out by hand: log-sum-exp of (1, 2, 3) is 3.40760596.
     #[test]

@@ -42,7 +42,7 @@ impl ManyToOne {
     /// Any batch (dense or token ids, with lengths, from given states) -> (B, out)
     pub fn predict_batch(&self, batch: RnnBatch<'_, f32>) -> Result<Array2<f32>> {
         let out = self.rnn.forward_batch(batch)?;
-        Ok(self.head.forward(self.last_states(out.h_n.view()).view()))
+        self.head.forward(self.last_states(out.h_n.view()).view())
     }
 
     /// h_n (L*D, B, H) -> the last layer's final states (B, D*H).
@@ -91,8 +91,8 @@ impl ManyToOne {
     ) -> Result<(f32, RnnGrads<f32>, LinearGrads)> {
         let (out, tape) = self.rnn.forward_train_batch(batch)?;
         let last = self.last_states(out.h_n.view());
-        let (value, grad_prediction) = loss(self.head.forward(last.view()).view())?;
-        let (head_grads, grad_last) = self.head.backward(last.view(), grad_prediction.view());
+        let (value, grad_prediction) = loss(self.head.forward(last.view())?.view())?;
+        let (head_grads, grad_last) = self.head.backward(last.view(), grad_prediction.view())?;
         let grad_h_n = self.grad_h_n(out.h_n.raw_dim(), grad_last.view());
         let upstream = OutputGrads {
             h_n: Some(grad_h_n.view()),

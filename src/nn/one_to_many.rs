@@ -76,7 +76,7 @@ impl OneToMany {
             .output
             .into_shape_with_order((seq * batch, width))
             .expect("standard");
-        let y = self.head.forward(rows.view());
+        let y = self.head.forward(rows.view())?;
         let outputs = y.ncols();
         Ok(y.into_shape_with_order((seq, batch, outputs))
             .expect("rows of (T, B)"))
@@ -99,8 +99,8 @@ impl OneToMany {
             .output
             .into_shape_with_order((dims.0 * dims.1, dims.2))
             .expect("standard");
-        let (value, grad_y) = loss(self.head.forward(rows.view()).view())?;
-        let (head_grads, grad_rows) = self.head.backward(rows.view(), grad_y.view());
+        let (value, grad_y) = loss(self.head.forward(rows.view())?.view())?;
+        let (head_grads, grad_rows) = self.head.backward(rows.view(), grad_y.view())?;
         let grad_output = grad_rows
             .into_shape_with_order(dims)
             .expect("rows of (T, B)");

@@ -30,7 +30,7 @@ impl OutputFeedback {
         let config = RnnConfig::new(Mode::RnnTanh, inputs + outputs, hidden);
         Ok(OutputFeedback {
             cell: Rnn::new(config, seed)?,
-            head: Linear::new(hidden, outputs, seed.wrapping_add(1)),
+            head: Linear::new(hidden, outputs, seed.wrapping_add(1))?,
         })
     }
 
@@ -76,7 +76,7 @@ impl OutputFeedback {
         let (seq, batch, _) = x.dim();
         let z = self.step_input(x, previous)?;
         let h = self.cell.forward(z.view(), None, None)?.output;
-        let o = self.head.forward(h.index_axis(Axis(0), 0));
+        let o = self.head.forward(h.index_axis(Axis(0), 0))?;
         Ok(o.into_shape_with_order((seq, batch, self.outputs()))
             .expect("rows of (T, B)"))
     }
@@ -94,8 +94,8 @@ impl OutputFeedback {
         let z = self.step_input(x, previous)?;
         let (out, tape) = self.cell.forward_train(z.view(), None, None)?;
         let h = out.output.index_axis(Axis(0), 0);
-        let (value, grad_o) = loss(self.head.forward(h).view())?;
-        let (head_grads, grad_h) = self.head.backward(h, grad_o.view());
+        let (value, grad_o) = loss(self.head.forward(h)?.view())?;
+        let (head_grads, grad_h) = self.head.backward(h, grad_o.view())?;
         let grad_output = grad_h.insert_axis(Axis(0));
         let upstream = OutputGrads {
             output: Some(grad_output.view()),

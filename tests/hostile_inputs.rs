@@ -1,0 +1,215 @@
+//! Hostile inputs, second round (issue 31): output paths that are not regular files, values
+//! that are finite but overflow, error lines that would echo a whole file, and inputs with
+//! nothing to evaluate. Each case: one `error:` line and exit 2, or a clean result; nothing
+//! destroyed, no panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::cli::{repo_arg, rnn_wgpu, text, train_small, write_text};
+use common::files::edit_f32;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Exit 2 with one `error:` line of at most 4 KiB containing `want`.
+fn assert_refused(out: &Output, want: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}{}", text(&out.stdout));
+    assert!(
+        stderr.starts_with("error: ")
+            && stderr.lines().count() == 1
+            && stderr.len() <= 4096
+            && stderr.contains(want),
+        "wanted one error line of at most 4 KiB with {want:?}, got {} bytes: {:?}",
+        stderr.len(),
+        stderr.chars().take(600).collect::<String>()
+    );
+}
+
+fn mkfifo(path: &Path) {
+    let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_fifo()
+}
+
+/// A small trained character checkpoint in `dir` (3 steps of a 2-layer LSTM, H=6).
+fn char_checkpoint(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
+    let out = train_small(&write_text(dir), dir, &model);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir.join("checkpoint.safetensors")
+}
+
+#[test]
+fn outputs_replace_only_regular_files() {
+    let dir = scratch("outputs");
+    let case = repo_arg("tests/data/parity/rnn_tanh_small.safetensors");
+    // A FIFO, a directory and a link to a file are each left as they are.
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let out = rnn_wgpu(&["parity", &case, "--out", fifo.to_str().unwrap()]);
+    assert_refused(
+        &out,
+        "a FIFO is there, not a regular file: refusing to replace it",
+    );
+    assert!(is_fifo(&fifo));
+    let folder = dir.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let out = rnn_wgpu(&["parity", &case, "--out", folder.to_str().unwrap()]);
+    assert_refused(&out, "a directory is there");
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let link = dir.join("link.safetensors");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = rnn_wgpu(&["parity", &case, "--out", link.to_str().unwrap()]);
+    assert_refused(&out, "a symbolic link is there");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+
+    // export --overwrite onto a FIFO.
+    let ck = char_checkpoint(&dir.join("char"));
+    let out = rnn_wgpu(&[
+        "export",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        fifo.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_refused(&out, "a FIFO is there");
+    assert!(is_fifo(&fifo));
+
+    // train's lock file planted as a link: its target is not overwritten with a process id.
+    let run = dir.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::os::unix::fs::symlink(&victim, run.join(".rnn-wgpu.lock")).unwrap();
+    let out = train_small(
+        &write_text(&dir),
+        &run,
+        &["--hidden", "4", "--layers", "1", "--steps", "1"],
+    );
+    assert_refused(
+        &out,
+        "cannot write its lock file .rnn-wgpu.lock: a symbolic link is there: refusing to write through it",
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    // A regular file is still replaced as before.
+    let plain = dir.join("plain.safetensors");
+    std::fs::write(&plain, "old").unwrap();
+    let out = rnn_wgpu(&["parity", &case, "--out", plain.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(rnn_wgpu::tensor_file::TensorFile::read(&plain).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn finite_weights_that_overflow_are_an_error_when_sampling() {
+    let dir = scratch("overflow");
+    let ck = char_checkpoint(&dir);
+    // 3e38 passes the finiteness check on load. Gate biases of 3e38 saturate every gate of
+    // the last layer, so each h is tanh(c) > 0, and a head weight of 3e38 on six such units
+    // overflows every logit to +inf: no distribution to sample from.
+    let bad = dir.join("bad.safetensors");
+    let saturated = dir.join("saturated.safetensors");
+    edit_f32(&ck, &saturated, "bias_ih_l1", |b| b.fill(3e38));
+    edit_f32(&saturated, &bad, "head.weight", |w| w.fill(3e38));
+    let out = rnn_wgpu(&[
+        "sample",
+        "--checkpoint",
+        bad.to_str().unwrap(),
+        "--prime",
+        "to",
+        "--len",
+        "5",
+    ]);
+    assert_refused(
+        &out,
+        "the logits of sampled character 1 has a non-finite value (inf) at [0]",
+    );
+    assert!(text(&out.stderr).contains("the model's weights overflow f32 arithmetic"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn csv_values_past_the_squares_f64_holds_are_refused_naming_the_line() {
+    use rnn_wgpu::regression::{ColumnTransform, RegressionSpec, Regressor};
+    let dir = scratch("csv");
+    let spec = RegressionSpec {
+        mode: rnn_wgpu::Mode::Gru,
+        hidden: 3,
+        layers: 1,
+        look_back: 2,
+        inputs: vec![ColumnTransform {
+            column: "v".into(),
+            log_change: false,
+            mean: 0.0,
+            std: 1.0,
+        }],
+        target: ColumnTransform {
+            column: "v".into(),
+            log_change: false,
+            mean: 0.0,
+            std: 1.0,
+        },
+        trained_on: None,
+    };
+    let checkpoint = dir.join("model.safetensors");
+    Regressor::new(spec, 0).unwrap().save(&checkpoint).unwrap();
+    let ck = checkpoint.to_str().unwrap();
+    let eval =
+        |csv: &Path| rnn_wgpu(&["eval", "--checkpoint", ck, "--data", csv.to_str().unwrap()]);
+    // 1e308 printed rmse=inf with exit 0.
+    let csv = dir.join("huge.csv");
+    std::fs::write(&csv, "v\n1\n2\n1e308\n4\n").unwrap();
+    assert_refused(
+        &eval(&csv),
+        "line 4, column 'v': 1e308 is beyond +-1e150, past which squared errors overflow f64",
+    );
+    // Only a header: there is nothing to score (printed nothing, exit 0).
+    std::fs::write(&csv, "v\n").unwrap();
+    assert_refused(
+        &eval(&csv),
+        "no forecast to score: a look-back window of 2 rows needs at least 3 data rows",
+    );
+    // An unterminated quote made the rest of the file one field, echoed whole.
+    let mut body = String::from("v\n1\n2\n\"");
+    body.push_str(&"x".repeat(1_000_000));
+    std::fs::write(&csv, body).unwrap();
+    assert_refused(&eval(&csv), "line 4, column 'v': not a finite number: \"");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_text_with_nothing_to_predict_is_an_error() {
+    let dir = scratch("one-char");
+    let ck = char_checkpoint(&dir);
+    let one = dir.join("one.txt");
+    std::fs::write(&one, "t").unwrap();
+    let out = rnn_wgpu(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data",
+        one.to_str().unwrap(),
+    ]);
+    assert_refused(
+        &out,
+        "one known character: nothing to predict (a next-character loss needs two)",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
