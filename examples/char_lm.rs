@@ -38,6 +38,7 @@ fn main() -> rnn_wgpu::Result<()> {
         seed: 0,
         checkpoint_every: 0,
         checkpoint: None,
+        stop: None,
     };
     let report = train_char_lm(&corpus, &options, None, |event| {
         if let TrainEvent::Step(s) = event

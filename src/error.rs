@@ -34,6 +34,10 @@ pub enum RnnError {
         what: &'static str,
         value: f32,
     },
+    /// Training stopped on request (`TrainOptions::stop`, Ctrl-C in `train`) after `step`; the
+    /// checkpoint, where the run writes one, holds that step.
+    #[error("training stopped on request after step {step}")]
+    Interrupted { step: usize },
     #[error("unknown mode '{0}' (expected RNN_TANH, RNN_RELU, LSTM or GRU)")]
     UnknownMode(String),
     /// A configuration that contradicts itself or the tensors given with it.

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
@@ -57,6 +59,9 @@ pub struct TrainOptions {
     pub checkpoint_every: usize,
     /// Where checkpoints go; none are written without it.
     pub checkpoint: Option<PathBuf>,
+    /// Set (from another thread, a signal handler) to stop: the step in flight ends, the
+    /// checkpoint is written and the run returns `RnnError::Interrupted`.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl TrainOptions {
@@ -228,6 +233,14 @@ pub fn train_char_lm(
             || opts.seconds.is_some_and(|s| elapsed + reserve >= s)
         {
             break;
+        }
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            save(&mut lm, &optimizer, step, &state)?;
+            return Err(RnnError::Interrupted { step });
         }
         let (inputs, targets, new_pass) = batches.get(step);
         if new_pass {

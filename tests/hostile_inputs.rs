@@ -213,3 +213,69 @@ fn a_text_with_nothing_to_predict_is_an_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_during_train_writes_a_checkpoint_that_sample_loads() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = scratch("sigint");
+    let data = write_text(&dir);
+    let out_dir = dir.join("run");
+    let sandbox = common::cli::Sandbox::new();
+    // No periodic checkpoint before the signal: only the interruption writes one.
+    let mut child = sandbox
+        .command()
+        .args(["train", "--backend", "cpu", "--seq", "8", "--batch", "2"])
+        .args(["--hidden", "8", "--layers", "1", "--seconds", "120"])
+        .args(["--checkpoint-every", "1000000"])
+        .args(["--data", data.to_str().unwrap()])
+        .args(["--out", out_dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The handler is installed before the first line; a moment of training after it.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("an untrained model's loss") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "train ended early"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signals a child this test started and has not yet waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let checkpoint = out_dir.join("checkpoint.safetensors");
+    assert!(
+        stderr.contains("stopping after this step to write a checkpoint")
+            && stderr.contains("holds it (--resume continues)")
+            && stderr.contains(&checkpoint.display().to_string()),
+        "{stderr}"
+    );
+    let step: usize = stderr
+        .split("interrupted after step ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the step in the message");
+    assert!(step > 0, "{stderr}");
+    let ck = rnn_wgpu::checkpoint::Checkpoint::load(&checkpoint).unwrap();
+    assert_eq!(ck.step, step);
+    let sampled = rnn_wgpu(&[
+        "sample",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--prime",
+        "to",
+        "--len",
+        "5",
+    ]);
+    assert!(sampled.status.success(), "{}", text(&sampled.stderr));
+    sandbox.assert_untouched();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -35,6 +35,7 @@ fn options(corpus: &CharCorpus, steps: usize, checkpoint: Option<PathBuf>) -> Tr
         seed: 7,
         checkpoint_every: 5,
         checkpoint,
+        stop: None,
     }
 }
 

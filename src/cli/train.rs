@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 
@@ -118,6 +120,25 @@ fn default_backend() -> (Backend, Option<String>) {
     (Backend::Cpu, note)
 }
 
+/// Ctrl-C (or SIGTERM, SIGHUP) asks the run to stop after the step in flight and write its
+/// checkpoint; a second one ends the process at once, leaving the last checkpoint whole (every
+/// write is a rename of a finished file).
+fn stop_on_signal() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopped at once (a checkpoint written before stands whole)");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\nstopping after this step to write a checkpoint (Ctrl-C again to quit at once)"
+        );
+    })
+    .map_err(|e| RnnError::Config(format!("cannot handle Ctrl-C: {e}")))?;
+    Ok(stop)
+}
+
 /// Where the run computes, for its first line: the CPU's threads or the GPU adapter, warning
 /// when that adapter is a software one.
 fn describe_backend(backend: Backend) -> Result<String> {
@@ -214,13 +235,14 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let (opts, config) = plan(
+    let (mut opts, config) = plan(
         &args,
         &corpus,
         backend,
         resume.as_ref(),
         Some(checkpoint.clone()),
     )?;
+    opts.stop = Some(stop_on_signal()?);
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -254,11 +276,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
     };
     let mut progress = TrainProgress::new(BarGoal::new(opts.steps, opts.seconds), start_step);
-    let report = train_char_lm(&corpus, &opts, resume, |event| match event {
+    let result = train_char_lm(&corpus, &opts, resume, |event| match event {
         TrainEvent::Step(step) => progress.step(step),
         TrainEvent::Validation { done, total } => progress.validation(done, total),
-    })?;
+    });
     progress.finish();
+    let report = match result {
+        Err(RnnError::Interrupted { step }) => {
+            eprintln!(
+                "interrupted after step {step}: {} holds it (--resume continues)",
+                checkpoint.display()
+            );
+            return Ok(ExitCode::from(130));
+        }
+        other => other?,
+    };
     let points: Vec<(f64, f64)> = report
         .losses
         .iter()
@@ -319,6 +351,7 @@ fn plan(
         seed: run.seed,
         checkpoint_every: args.checkpoint_every,
         checkpoint,
+        stop: None,
     };
     opts.validate()?;
     Ok((opts, config))
