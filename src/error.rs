@@ -34,6 +34,18 @@ pub enum RnnError {
         what: &'static str,
         value: f32,
     },
+    /// Training ended with a validation loss far above an untrained model's (more than twice
+    /// ln V): every value stayed finite, but the run diverged, as a rule from a learning rate
+    /// too large. `kept` says where the best model of the earlier runs is, if anywhere.
+    #[error(
+        "training diverged by step {step}: the validation loss {loss} is far above an untrained model's {untrained:.3} (a smaller learning rate may help); {kept}"
+    )]
+    DivergedFinite {
+        step: usize,
+        loss: f32,
+        untrained: f32,
+        kept: String,
+    },
     /// Training stopped on request (`TrainOptions::stop`, Ctrl-C in `train`) after `step`; the
     /// checkpoint, where the run writes one, holds that step.
     #[error("training stopped on request after step {step}")]

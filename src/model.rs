@@ -457,6 +457,7 @@ impl<T: Real> Rnn<T> {
     pub fn forward_batch(&self, batch: RnnBatch<'_, T>) -> Result<RnnOutput<T>> {
         let checked = self.check_batch(batch)?;
         let (output, _) = self.on_engine(checked, false)?;
+        self.check_output(&output)?;
         Ok(self.api_output(output))
     }
 
@@ -468,6 +469,8 @@ impl<T: Real> Rnn<T> {
         let (seq_len, batch) = inputs.seq_batch();
         let tokens = inputs.input.is_tokens();
         inputs.dropout = self.draw_dropout(seq_len, batch);
+        // Training forwards are not checked here: their loss is (a NaN loss stops a run with
+        // `RnnError::Diverged`, naming the step).
         let (output, inner) = self.on_engine(inputs, true)?;
         let tape = Tape {
             inner: inner.expect("a training forward keeps its tape"),
@@ -823,6 +826,35 @@ fn check_lengths(lengths: &[usize], seq_len: usize, batch: usize) -> Result<()> 
             seq_len,
         }),
         None => Ok(()),
+    }
+}
+
+impl<T: Real> Rnn<T> {
+    /// Weights or inputs that are finite but overflow f32 arithmetic (a file's +-3e38) make
+    /// the output NaN or infinite: an inference forward returns an error naming the first such
+    /// value, in the caller's layout, not a result of garbage.
+    fn check_output(&self, out: &StackOutput<T>) -> Result<()> {
+        let axes = if self.config.batch_first {
+            ["batch row", "step", "feature"]
+        } else {
+            ["step", "batch row", "feature"]
+        };
+        let finite = |a: &Array3<T>| a.iter().all(|v| v.is_finite());
+        if finite(&out.output) && finite(&out.h_n) && out.c_n.as_ref().is_none_or(finite) {
+            return Ok(());
+        }
+        let states = ["layer and direction", "batch row", "unit"];
+        let overflow = " (the weights or inputs overflow f32 arithmetic)";
+        check_finite(
+            &format!("output{overflow}"),
+            self.view_as_given(out.output.view()),
+            axes,
+        )?;
+        check_finite(&format!("h_n{overflow}"), out.h_n.view(), states)?;
+        if let Some(c_n) = &out.c_n {
+            check_finite(&format!("c_n{overflow}"), c_n.view(), states)?;
+        }
+        Ok(())
     }
 }
 

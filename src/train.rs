@@ -4,7 +4,7 @@
 //! `lm_optimizer`), periodic atomic checkpoints.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -140,6 +140,9 @@ pub struct TrainReport {
     pub val_loss: f32,
     /// (scored, all) validation windows: fewer than all where the time limit cut the pass.
     pub val_windows: (usize, usize),
+    /// The best checkpoint by validation loss after this run, with its loss, where the run
+    /// writes checkpoints (`BEST_FILE` beside them).
+    pub best: Option<(PathBuf, f32)>,
     pub elapsed: f64,
     pub chars_per_sec: f64,
 }
@@ -199,24 +202,38 @@ pub fn train_char_lm(
         TRAINED_ON_KEY.into(),
         serde_json::to_string(&corpus.trained_on()).expect("plain fields serialise"),
     );
-    let save = |lm: &mut CharLm,
-                optimizer: &LmOptimizer,
-                step: usize,
-                state: &Option<LmState>|
+    // The checkpoint at `path`, with the validation loss it scored where known (best.safetensors).
+    let write = |path: &Path,
+                 lm: &mut CharLm,
+                 optimizer: &LmOptimizer,
+                 step: usize,
+                 state: &Option<LmState>,
+                 val_loss: Option<f32>|
      -> Result<()> {
-        let Some(path) = &opts.checkpoint else {
-            return Ok(());
-        };
         let adam = optimizer.snapshot(lm)?;
+        let mut options = options.clone();
+        if let Some(loss) = val_loss {
+            options.insert(VAL_LOSS_KEY.into(), loss.to_string());
+        }
         let ck = Checkpoint {
             spec: opts.spec.clone(),
             lm: lm.clone(),
             adam,
             step,
             state: state.clone(),
-            options: options.clone(),
+            options,
         };
         ck.save(path)
+    };
+    let save = |lm: &mut CharLm,
+                optimizer: &LmOptimizer,
+                step: usize,
+                state: &Option<LmState>|
+     -> Result<()> {
+        match &opts.checkpoint {
+            Some(path) => write(path, lm, optimizer, step, state, None),
+            None => Ok(()),
+        }
     };
     let start = Instant::now();
     let mut losses = Vec::new();
@@ -295,6 +312,44 @@ pub fn train_char_lm(
             value: val_loss,
         });
     }
+    // The best model by validation loss stays beside the latest, so that a run that diverges
+    // never loses it; a loss past twice an untrained model's (ln V) is a divergence.
+    let untrained = (corpus.vocab.len() as f32).ln();
+    let diverged = val_loss > untrained + untrained.max(1.0);
+    let mut best_kept = None;
+    if let Some(path) = &opts.checkpoint {
+        let best = path.with_file_name(BEST_FILE);
+        let previous = best_val_loss(&best);
+        if diverged {
+            let kept = match previous {
+                Some(loss) => format!(
+                    "{} keeps the best model so far (validation loss {loss:.4})",
+                    best.display()
+                ),
+                None => "no earlier model was kept".into(),
+            };
+            return Err(RnnError::DivergedFinite {
+                step,
+                loss: val_loss,
+                untrained,
+                kept,
+            });
+        }
+        best_kept = Some(match previous {
+            Some(p) if p <= val_loss => (best, p),
+            _ => {
+                write(&best, &mut lm, &optimizer, step, &state, Some(val_loss))?;
+                (best, val_loss)
+            }
+        });
+    } else if diverged {
+        return Err(RnnError::DivergedFinite {
+            step,
+            loss: val_loss,
+            untrained,
+            kept: "no checkpoint was written".into(),
+        });
+    }
     Ok(TrainReport {
         lm,
         start_step: first_step,
@@ -302,9 +357,26 @@ pub fn train_char_lm(
         steps: step,
         val_loss,
         val_windows: (validation.windows, validation.of),
+        best: best_kept,
         elapsed,
         chars_per_sec,
     })
+}
+
+/// The best checkpoint by validation loss, beside `checkpoint.safetensors`.
+pub const BEST_FILE: &str = "best.safetensors";
+
+/// The metadata key of the validation loss a best checkpoint scored.
+pub const VAL_LOSS_KEY: &str = "val_loss";
+
+/// The validation loss `best` records, where it is a readable checkpoint that records one.
+fn best_val_loss(best: &Path) -> Option<f32> {
+    let file = crate::tensor_file::TensorFile::read(best).ok()?;
+    file.meta(VAL_LOSS_KEY)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|v: &f32| v.is_finite())
 }
 
 /// What a training run keeps back for its validation pass: the pass's estimated time (a

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cli::Sandbox;
-use common::files::{join, split};
+use common::files::{is_fifo, join, mkfifo, split};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
@@ -272,7 +272,15 @@ fn mutate(bytes: &[u8], rng: &mut StdRng) -> (Vec<u8>, Must) {
             let end = header[name]["data_offsets"][1].as_u64().unwrap() as usize;
             let mut data = data.to_vec();
             let mut must = Must::EndCleanly;
-            if header[name]["dtype"] == "F32" && end >= start + 4 {
+            if header[name]["dtype"] == "F32" && end >= start + 4 && rng.random_range(0..3) == 0 {
+                // Finite values that overflow: the whole tensor +-3e38, which loads (it is
+                // finite) and must then give a finite result or a clean error, never a panic
+                // or NaN printed as a result.
+                for (k, at) in (start..end).step_by(4).enumerate() {
+                    let huge = if k % 2 == 0 { 3e38f32 } else { -3e38 };
+                    data[at..at + 4].copy_from_slice(&huge.to_le_bytes());
+                }
+            } else if header[name]["dtype"] == "F32" && end >= start + 4 {
                 // Every f32 tensor of these files is read: a weight, moment or state must be
                 // refused, an expected tensor or an input must fail its case.
                 must = Must::BeRefused;
@@ -371,7 +379,18 @@ fn rebuild(header: &Value, entries: Vec<(String, Value, Vec<u8>)>) -> Vec<u8> {
 /// Text and CSV mutants: random bytes spliced in, lines cut, numbers made odd.
 fn mutate_text(text: &[u8], rng: &mut StdRng) -> Vec<u8> {
     let mut out = text.to_vec();
-    match rng.random_range(0..4) {
+    match rng.random_range(0..6) {
+        // An unterminated quote: the rest of a CSV is one field, which an error must not echo.
+        4 => {
+            let at = rng.random_range(0..out.len());
+            out.insert(at, b'"');
+            out.extend(std::iter::repeat_n(b'x', 200_000));
+        }
+        // A value whose square overflows f64.
+        5 => {
+            let at = rng.random_range(0..out.len());
+            out.splice(at..at, b"1e308,".iter().copied());
+        }
         0 => out.truncate(rng.random_range(0..out.len())),
         1 => {
             for _ in 0..rng.random_range(1..8) {
@@ -449,8 +468,17 @@ fn run_limited(mut cmd: Command, memory: u64) -> Outcome {
     }
 }
 
-/// The command that feeds `mutant` to `reader`.
-fn command(reader: Reader, mutant: &Path, corpus: &Corpus, scratch: &Path) -> Command {
+/// The FIFO in each worker's scratch directory that some exports aim at.
+const FIFO: &str = "exported-fifo";
+
+/// The command that feeds `mutant` to `reader`; `to_fifo` points an export at the FIFO.
+fn command(
+    reader: Reader,
+    mutant: &Path,
+    corpus: &Corpus,
+    scratch: &Path,
+    to_fifo: bool,
+) -> Command {
     let path = mutant.to_str().unwrap();
     let mut cmd = corpus.cwd.command();
     match reader {
@@ -458,7 +486,12 @@ fn command(reader: Reader, mutant: &Path, corpus: &Corpus, scratch: &Path) -> Co
         Reader::ParityGpu => cmd.args(["parity", "--backend", "gpu", path]),
         Reader::Inspect => cmd.args(["inspect", path]),
         Reader::Export => {
-            let out = scratch.join("exported.safetensors");
+            let name = if to_fifo {
+                FIFO
+            } else {
+                "exported.safetensors"
+            };
+            let out = scratch.join(name);
             cmd.args(["export", "--checkpoint", path, "--overwrite"])
                 .args(["--out", out.to_str().unwrap()])
         }
@@ -545,7 +578,7 @@ fn verdict(reader: Reader, must: Must, outcome: &Outcome) -> Result<(), String> 
         }
         2 | 3 => {
             let last = outcome.stderr.trim_end().lines().last().unwrap_or("");
-            if last.starts_with("error: ") && !last.contains('\u{1b}') {
+            if last.starts_with("error: ") && !last.contains('\u{1b}') && last.len() <= 4096 {
                 Ok(())
             } else {
                 Err(format!("exit {code} without one clear error line"))
@@ -604,6 +637,7 @@ fn mutants_of_every_file_are_refused_clearly_or_run_to_a_finite_result() {
                 scope.spawn(move || {
                     let scratch = corpus.dir.join(format!("worker-{w}"));
                     std::fs::create_dir_all(&scratch).unwrap();
+                    mkfifo(&scratch.join(FIFO));
                     let mut lines = Vec::new();
                     for i in (w..total).step_by(workers) {
                         let mut rng = StdRng::seed_from_u64(i as u64);
@@ -640,7 +674,12 @@ fn mutants_of_every_file_are_refused_clearly_or_run_to_a_finite_result() {
                                 rule
                             };
                             std::fs::write(&mutant, bytes).unwrap();
-                            command(*reader, &mutant, corpus, &scratch)
+                            // A sixth of the exports aim at a FIFO: refused, and left a FIFO.
+                            let to_fifo = *reader == Reader::Export && (i / 12) % 6 == 0;
+                            if to_fifo {
+                                must = Must::BeRefused;
+                            }
+                            command(*reader, &mutant, corpus, &scratch, to_fifo)
                         };
                         let memory = if reader.gpu() { GPU_MEMORY } else { CPU_MEMORY };
                         let outcome = run_limited(cmd, memory);
@@ -653,6 +692,9 @@ fn mutants_of_every_file_are_refused_clearly_or_run_to_a_finite_result() {
                                 outcome.stderr.chars().take(600).collect::<String>()
                             )),
                         }
+                    }
+                    if !is_fifo(&scratch.join(FIFO)) {
+                        lines.push(format!("FAIL worker {w}: an export replaced its FIFO"));
                     }
                     lines
                 })

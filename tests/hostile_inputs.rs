@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::cli::{repo_arg, rnn_wgpu, text, train_small, write_text};
-use common::files::edit_f32;
+use common::files::{edit_f32, is_fifo, mkfifo};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rnn-wgpu-hostile-{name}-{}", std::process::id()));
@@ -31,20 +31,6 @@ fn assert_refused(out: &Output, want: &str) {
         stderr.len(),
         stderr.chars().take(600).collect::<String>()
     );
-}
-
-fn mkfifo(path: &Path) {
-    let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
-}
-
-fn is_fifo(path: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .file_type()
-        .is_fifo()
 }
 
 /// A small trained character checkpoint in `dir` (3 steps of a 2-layer LSTM, H=6).
@@ -278,4 +264,97 @@ fn ctrl_c_during_train_writes_a_checkpoint_that_sample_loads() {
     assert!(sampled.status.success(), "{}", text(&sampled.stderr));
     sandbox.assert_untouched();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_diverging_run_is_an_error_and_the_best_model_stays() {
+    let dir = scratch("diverge");
+    let data = write_text(&dir);
+    let run = dir.join("run");
+    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
+    let out = train_small(&data, &run, &model);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let best = run.join("best.safetensors");
+    let val_loss = stdout.trim_end().rsplit_once("val_loss=").unwrap().1;
+    assert!(
+        stdout.contains(&format!(
+            "best model by validation loss: {} ({val_loss})",
+            best.display()
+        )),
+        "{stdout}"
+    );
+    let kept = std::fs::read(&best).unwrap();
+    let recorded: f32 = rnn_wgpu::tensor_file::TensorFile::read(&best)
+        .unwrap()
+        .meta("val_loss")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(format!("{recorded:.4}"), val_loss);
+    // --lr 1e10 ended with val_loss=8e10 (an untrained model's is ln 15 = 2.708) and exit 0.
+    let out = train_small(&data, &run, &["--resume", "--steps", "9", "--lr", "1e10"]);
+    assert_refused(&out, "training diverged by step 9: the validation loss ");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "is far above an untrained model's 2.708 (a smaller learning rate may help); {} keeps the best model so far (validation loss {val_loss})",
+            best.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&best).unwrap(),
+        kept,
+        "the best model is kept"
+    );
+    let sampled = rnn_wgpu(&[
+        "sample",
+        "--checkpoint",
+        best.to_str().unwrap(),
+        "--len",
+        "5",
+        "--prime",
+        "to",
+    ]);
+    assert!(sampled.status.success(), "{}", text(&sampled.stderr));
+    // Starting over removes the replaced run's best model: it is no yardstick for the new one.
+    let out = train_small(
+        &data,
+        &run,
+        &[
+            "--overwrite",
+            "--hidden",
+            "4",
+            "--layers",
+            "1",
+            "--steps",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_ne!(std::fs::read(&best).unwrap(), kept);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn finite_weights_that_overflow_make_a_forward_an_error_on_both_backends() {
+    use ndarray::Array3;
+    use rnn_wgpu::{Mode, Rnn, RnnConfig};
+    // 3e38 in every W_ih entry of a ReLU RNN: the pre-activations of an input of ones sum to
+    // inf, and relu(inf) = inf. Loaded from a file these pass the finiteness check; the
+    // forward returned inf as a result.
+    let config = RnnConfig::new(Mode::RnnRelu, 4, 3);
+    let mut model = Rnn::<f32>::new(config, 0).unwrap();
+    model.params_mut().cells[0].weight_ih.fill(3e38);
+    let x = Array3::from_elem((2, 1, 4), 1.0f32);
+    let want = "output (the weights or inputs overflow f32 arithmetic) has a non-finite value (inf) at [0, 0, 0] (step 0, batch row 0, feature 0)";
+    let err = model.forward(x.view(), None, None).unwrap_err();
+    assert_eq!(err.to_string(), want);
+    let Some(ctx) = common::gpu() else { return };
+    let gpu = model.with_gpu(ctx).unwrap();
+    assert_eq!(
+        gpu.forward(x.view(), None, None).unwrap_err().to_string(),
+        want
+    );
 }

@@ -79,7 +79,7 @@ impl TrainProgress {
                 })
                 .set_position(done as u64),
             Display::Lines { last } => {
-                if last.elapsed() >= LINE_EVERY || done == total {
+                if last.elapsed() >= LINE_EVERY {
                     *last = Instant::now();
                     eprintln!("validation: {done} of {total} windows");
                 }

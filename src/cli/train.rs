@@ -12,7 +12,7 @@ use rnn_wgpu::data::CharCorpus;
 use rnn_wgpu::gpu::{GpuContext, describe_adapter, is_software};
 use rnn_wgpu::out_dir::OutDir;
 use rnn_wgpu::plot::write_line_svg;
-use rnn_wgpu::train::{Batching, TrainEvent, TrainOptions, TrainReport, train_char_lm};
+use rnn_wgpu::train::{BEST_FILE, Batching, TrainEvent, TrainOptions, TrainReport, train_char_lm};
 use rnn_wgpu::{Backend, Mode, Result, RnnConfig, RnnError};
 
 use super::progress::{BarGoal, TrainProgress};
@@ -235,6 +235,19 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    if args.overwrite {
+        // Starting over: the replaced run's best model is no yardstick for this one.
+        let best = args.out.join(BEST_FILE);
+        match std::fs::remove_file(&best) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RnnError::File {
+                    path: best,
+                    message: format!("cannot remove the replaced run's best model: {e}"),
+                });
+            }
+            _ => {}
+        }
+    }
     let (mut opts, config) = plan(
         &args,
         &corpus,
@@ -309,6 +322,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         checkpoint.display(),
         plot.display()
     );
+    if let Some((best, loss)) = &report.best {
+        println!(
+            "best model by validation loss: {} ({loss:.4})",
+            best.display()
+        );
+    }
     println!("val_loss={:.4}", report.val_loss);
     Ok(ExitCode::SUCCESS)
 }
@@ -401,6 +420,7 @@ mod tests {
             steps,
             val_loss: 1.0,
             val_windows: (40, 40),
+            best: None,
             elapsed: 10.1,
             chars_per_sec: 100.0,
         }

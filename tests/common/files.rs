@@ -52,3 +52,16 @@ pub fn edit_f32(
     }
     std::fs::write(target, join(&header.to_string(), &data)).unwrap();
 }
+
+/// A FIFO at `path`.
+pub fn mkfifo(path: &std::path::Path) {
+    let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Whether `path` is a FIFO (not followed if a link).
+pub fn is_fifo(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
