@@ -5,46 +5,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use common::cli::{repo_arg, rnn_wgpu, text, train_small, write_text};
+use common::cli::{
+    assert_refused, char_checkpoint, repo_arg, rnn_wgpu, scratch, text, train_small, write_text,
+};
 use common::files::{edit_f32, is_fifo, mkfifo};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rnn-wgpu-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Exit 2 with one `error:` line of at most 4 KiB containing `want`.
-fn assert_refused(out: &Output, want: &str) {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}{}", text(&out.stdout));
-    assert!(
-        stderr.starts_with("error: ")
-            && stderr.lines().count() == 1
-            && stderr.len() <= 4096
-            && stderr.contains(want),
-        "wanted one error line of at most 4 KiB with {want:?}, got {} bytes: {:?}",
-        stderr.len(),
-        stderr.chars().take(600).collect::<String>()
-    );
-}
-
-/// A small trained character checkpoint in `dir` (3 steps of a 2-layer LSTM, H=6).
-fn char_checkpoint(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
-    let out = train_small(&write_text(dir), dir, &model);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    dir.join("checkpoint.safetensors")
-}
 
 #[test]
 fn outputs_replace_only_regular_files() {
-    let dir = scratch("outputs");
+    let dir = scratch("hostile-outputs");
     let case = repo_arg("tests/data/parity/rnn_tanh_small.safetensors");
     // A FIFO, a directory and a link to a file are each left as they are.
     let fifo = dir.join("fifo");
@@ -105,7 +75,7 @@ fn outputs_replace_only_regular_files() {
 
 #[test]
 fn finite_weights_that_overflow_are_an_error_when_sampling() {
-    let dir = scratch("overflow");
+    let dir = scratch("hostile-overflow");
     let ck = char_checkpoint(&dir);
     // 3e38 passes the finiteness check on load. Gate biases of 3e38 saturate every gate of
     // the last layer, so each h is tanh(c) > 0, and a head weight of 3e38 on six such units
@@ -134,7 +104,7 @@ fn finite_weights_that_overflow_are_an_error_when_sampling() {
 #[test]
 fn csv_values_past_the_squares_f64_holds_are_refused_naming_the_line() {
     use rnn_wgpu::regression::{ColumnTransform, RegressionSpec, Regressor};
-    let dir = scratch("csv");
+    let dir = scratch("hostile-csv");
     let spec = RegressionSpec {
         mode: rnn_wgpu::Mode::Gru,
         hidden: 3,
@@ -182,7 +152,7 @@ fn csv_values_past_the_squares_f64_holds_are_refused_naming_the_line() {
 
 #[test]
 fn a_text_with_nothing_to_predict_is_an_error() {
-    let dir = scratch("one-char");
+    let dir = scratch("hostile-one-char");
     let ck = char_checkpoint(&dir);
     let one = dir.join("one.txt");
     std::fs::write(&one, "t").unwrap();
@@ -204,7 +174,7 @@ fn a_text_with_nothing_to_predict_is_an_error() {
 fn ctrl_c_during_train_writes_a_checkpoint_that_sample_loads() {
     use std::io::BufRead;
     use std::process::Stdio;
-    let dir = scratch("sigint");
+    let dir = scratch("hostile-sigint");
     let data = write_text(&dir);
     let out_dir = dir.join("run");
     let sandbox = common::cli::Sandbox::new();
@@ -268,7 +238,7 @@ fn ctrl_c_during_train_writes_a_checkpoint_that_sample_loads() {
 
 #[test]
 fn a_diverging_run_is_an_error_and_the_best_model_stays() {
-    let dir = scratch("diverge");
+    let dir = scratch("hostile-diverge");
     let data = write_text(&dir);
     let run = dir.join("run");
     let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];

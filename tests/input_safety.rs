@@ -4,10 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::cli::{Sandbox, repo, rnn_wgpu, text, train_small, write_text};
+use common::cli::{
+    Sandbox, assert_refused, char_checkpoint, repo, rnn_wgpu, scratch, text, train_small,
+    write_text,
+};
 use common::files::{edit_f32, edit_header};
 use serde_json::Value;
 
@@ -33,23 +35,6 @@ fn rnn_wgpu_in(memory: u64, args: &[&str]) -> Output {
     out
 }
 
-/// Exit 2 with one `error:` line containing `want`.
-fn assert_refused(out: &Output, want: &str) {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}{}", text(&out.stdout));
-    assert!(
-        stderr.starts_with("error: ") && stderr.lines().count() == 1 && stderr.contains(want),
-        "wanted one error line with {want:?}, got {stderr:?}"
-    );
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rnn-wgpu-safety-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 const CASE: &str = "tests/data/parity/rnn_tanh_small.safetensors";
 const TRAIN_CASE: &str = "tests/data/parity/train_gru_charlm.safetensors";
 
@@ -57,17 +42,9 @@ fn set_meta(header: &mut Value, key: &str, value: &str) {
     header["__metadata__"][key] = Value::from(value);
 }
 
-/// A small trained character checkpoint in `dir` (3 steps of a 2-layer LSTM, H=6).
-fn char_checkpoint(dir: &Path) -> PathBuf {
-    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
-    let out = train_small(&write_text(dir), dir, &model);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    dir.join("checkpoint.safetensors")
-}
-
 #[test]
 fn sizes_in_a_file_are_checked_before_anything_is_allocated() {
-    let dir = scratch("sizes");
+    let dir = scratch("safety-sizes");
     let case = dir.join("case.safetensors");
     for (key, value, want) in [
         // 1.5 GB of parameters before the shape error, before the fix: here under 1 GB.
@@ -145,7 +122,7 @@ fn absurd_sizes_on_the_command_line_are_refused_not_aborted() {
 
 #[test]
 fn the_parity_harness_fails_garbage() {
-    let dir = scratch("parity");
+    let dir = scratch("safety-parity");
     let case = dir.join("case.safetensors");
     // Weights of +-3e38 make the sums inf - inf: an all-NaN output, which passed before.
     edit_f32(&repo(CASE), &case, "weight_ih_l0", |w| {
@@ -198,7 +175,7 @@ fn the_parity_harness_fails_garbage() {
 
 #[test]
 fn parity_out_may_not_name_an_input_case() {
-    let dir = scratch("out");
+    let dir = scratch("safety-out");
     let (a, b) = (dir.join("a.safetensors"), dir.join("b.result.safetensors"));
     std::fs::copy(repo(CASE), &a).unwrap();
     std::fs::copy(repo(CASE), &b).unwrap();
@@ -223,7 +200,7 @@ fn parity_out_may_not_name_an_input_case() {
 
 #[test]
 fn values_in_a_checkpoint_are_checked_on_load() {
-    let dir = scratch("values");
+    let dir = scratch("safety-values");
     let ck = char_checkpoint(&dir);
     let bad = dir.join("bad.safetensors");
     let bad_path = bad.to_str().unwrap();
@@ -347,7 +324,7 @@ fn values_in_a_checkpoint_are_checked_on_load() {
 
 #[test]
 fn f64_values_past_the_f32_range_are_refused() {
-    let dir = scratch("f64");
+    let dir = scratch("safety-f64");
     let path = dir.join("wide.safetensors");
     // A one-tensor state_dict stored in f64 with a value of 1e300.
     let bytes: Vec<u8> = [1.0f64, 1e300]
@@ -367,7 +344,7 @@ fn f64_values_past_the_f32_range_are_refused() {
 
 #[test]
 fn runs_do_not_lose_work() {
-    let dir = scratch("runs");
+    let dir = scratch("safety-runs");
     let data = write_text(&dir);
     let out_dir = dir.join("out");
     let small = || {

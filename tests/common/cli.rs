@@ -149,3 +149,35 @@ pub fn train_small(data: &Path, out: &Path, model: &[&str]) -> Output {
     ];
     rnn_wgpu(&[&common[..], &["--out", out], model].concat())
 }
+
+/// A fresh scratch directory of this test process, `rnn-wgpu-{name}-{pid}` in the temp dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rnn-wgpu-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Exit 2 with one `error:` line of at most 4 KiB containing `want`.
+pub fn assert_refused(out: &Output, want: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}{}", text(&out.stdout));
+    assert!(
+        stderr.starts_with("error: ")
+            && stderr.lines().count() == 1
+            && stderr.len() <= 4096
+            && stderr.contains(want),
+        "wanted one error line of at most 4 KiB with {want:?}, got {} bytes: {:?}",
+        stderr.len(),
+        stderr.chars().take(600).collect::<String>()
+    );
+}
+
+/// A small trained character checkpoint in `dir` (3 steps of a 2-layer LSTM, H=6).
+pub fn char_checkpoint(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let model = ["--hidden", "6", "--layers", "2", "--steps", "3"];
+    let out = train_small(&write_text(dir), dir, &model);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir.join("checkpoint.safetensors")
+}
