@@ -195,43 +195,14 @@ pub fn train_char_lm(
     };
     let mut optimizer = LmOptimizer::new(&lm, adam, Some(opts.clip))?;
     optimizer.set_lr(opts.lr);
-    // What the checkpoint records: the options a resume must share, and the text that trained
-    // it (so that `eval` on that text can say so).
-    let mut options = opts.fixed();
-    options.insert(
-        TRAINED_ON_KEY.into(),
-        serde_json::to_string(&corpus.trained_on()).expect("plain fields serialise"),
-    );
-    // The checkpoint at `path`, with the validation loss it scored where known (best.safetensors).
-    let write = |path: &Path,
-                 lm: &mut CharLm,
-                 optimizer: &LmOptimizer,
-                 step: usize,
-                 state: &Option<LmState>,
-                 val_loss: Option<f32>|
-     -> Result<()> {
-        let adam = optimizer.snapshot(lm)?;
-        let mut options = options.clone();
-        if let Some(loss) = val_loss {
-            options.insert(VAL_LOSS_KEY.into(), loss.to_string());
-        }
-        let ck = Checkpoint {
-            spec: opts.spec.clone(),
-            lm: lm.clone(),
-            adam,
-            step,
-            state: state.clone(),
-            options,
-        };
-        ck.save(path)
-    };
+    let writer = CheckpointWriter::new(opts, corpus);
     let save = |lm: &mut CharLm,
                 optimizer: &LmOptimizer,
                 step: usize,
                 state: &Option<LmState>|
      -> Result<()> {
         match &opts.checkpoint {
-            Some(path) => write(path, lm, optimizer, step, state, None),
+            Some(path) => writer.write(path, lm, optimizer, step, state, None),
             None => Ok(()),
         }
     };
@@ -312,44 +283,13 @@ pub fn train_char_lm(
             value: val_loss,
         });
     }
-    // The best model by validation loss stays beside the latest, so that a run that diverges
-    // never loses it; a loss past twice an untrained model's (ln V) is a divergence.
-    let untrained = (corpus.vocab.len() as f32).ln();
-    let diverged = val_loss > untrained + untrained.max(1.0);
-    let mut best_kept = None;
-    if let Some(path) = &opts.checkpoint {
-        let best = path.with_file_name(BEST_FILE);
-        let previous = best_val_loss(&best);
-        if diverged {
-            let kept = match previous {
-                Some(loss) => format!(
-                    "{} keeps the best model so far (validation loss {loss:.4})",
-                    best.display()
-                ),
-                None => "no earlier model was kept".into(),
-            };
-            return Err(RnnError::DivergedFinite {
-                step,
-                loss: val_loss,
-                untrained,
-                kept,
-            });
-        }
-        best_kept = Some(match previous {
-            Some(p) if p <= val_loss => (best, p),
-            _ => {
-                write(&best, &mut lm, &optimizer, step, &state, Some(val_loss))?;
-                (best, val_loss)
-            }
-        });
-    } else if diverged {
-        return Err(RnnError::DivergedFinite {
-            step,
-            loss: val_loss,
-            untrained,
-            kept: "no checkpoint was written".into(),
-        });
-    }
+    let best_kept = keep_best(
+        opts.checkpoint.as_deref(),
+        val_loss,
+        corpus.vocab.len(),
+        step,
+        |best| writer.write(best, &mut lm, &optimizer, step, &state, Some(val_loss)),
+    )?;
     Ok(TrainReport {
         lm,
         start_step: first_step,
@@ -368,6 +308,97 @@ pub const BEST_FILE: &str = "best.safetensors";
 
 /// The metadata key of the validation loss a best checkpoint scored.
 pub const VAL_LOSS_KEY: &str = "val_loss";
+
+/// Writes the run's checkpoints: the model, the Adam state, the step and carried state, and
+/// what a checkpoint records beside them (the options a resume must share, the text that
+/// trained it, so that `eval` on that text can say so).
+struct CheckpointWriter<'a> {
+    spec: &'a LmSpec,
+    options: HashMap<String, String>,
+}
+
+impl<'a> CheckpointWriter<'a> {
+    fn new(opts: &'a TrainOptions, corpus: &CharCorpus) -> Self {
+        let mut options = opts.fixed();
+        options.insert(
+            TRAINED_ON_KEY.into(),
+            serde_json::to_string(&corpus.trained_on()).expect("plain fields serialise"),
+        );
+        CheckpointWriter {
+            spec: &opts.spec,
+            options,
+        }
+    }
+
+    /// The checkpoint at `path`, with the validation loss it scored where known (the best
+    /// model's).
+    fn write(
+        &self,
+        path: &Path,
+        lm: &mut CharLm,
+        optimizer: &LmOptimizer,
+        step: usize,
+        state: &Option<LmState>,
+        val_loss: Option<f32>,
+    ) -> Result<()> {
+        let adam = optimizer.snapshot(lm)?;
+        let mut options = self.options.clone();
+        if let Some(loss) = val_loss {
+            options.insert(VAL_LOSS_KEY.into(), loss.to_string());
+        }
+        let ck = Checkpoint {
+            spec: self.spec.clone(),
+            lm: lm.clone(),
+            adam,
+            step,
+            state: state.clone(),
+            options,
+        };
+        ck.save(path)
+    }
+}
+
+/// The best model by validation loss stays beside the latest checkpoint, so that a run that
+/// diverges never loses it. A loss past twice an untrained model's (ln V) is a divergence: an
+/// error that says where the best model is. Otherwise `write_best` replaces `BEST_FILE` where
+/// this run's loss beats the one it records; returns the best model and its loss.
+fn keep_best(
+    checkpoint: Option<&Path>,
+    val_loss: f32,
+    vocab: usize,
+    step: usize,
+    write_best: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Option<(PathBuf, f32)>> {
+    let untrained = (vocab as f32).ln();
+    let best = checkpoint.map(|path| path.with_file_name(BEST_FILE));
+    let previous = best.as_deref().and_then(best_val_loss);
+    if val_loss > untrained + untrained.max(1.0) {
+        let kept = match (&best, previous) {
+            (Some(best), Some(loss)) => format!(
+                "{} keeps the best model so far (validation loss {loss:.4})",
+                best.display()
+            ),
+            (Some(_), None) => "no earlier model was kept".into(),
+            (None, _) => "no checkpoint was written".into(),
+        };
+        return Err(RnnError::DivergedFinite {
+            step,
+            loss: val_loss,
+            untrained,
+            kept,
+        });
+    }
+    let Some(best) = best else {
+        return Ok(None);
+    };
+    Ok(Some(match previous {
+        Some(loss) if loss <= val_loss => (best, loss),
+        _ => {
+            write_best(&best)?;
+            (best, val_loss)
+        }
+    }))
+}
 
 /// The validation loss `best` records, where it is a readable checkpoint that records one.
 fn best_val_loss(best: &Path) -> Option<f32> {
