@@ -13,7 +13,7 @@ use clap::Args;
 use ndarray::Array2;
 
 use rnn_wgpu::checkpoint::Checkpoint;
-use rnn_wgpu::data::CharCorpus;
+use rnn_wgpu::data::{CharCorpus, Fingerprint};
 use rnn_wgpu::lm::one_hot;
 use rnn_wgpu::nn::ManyToOne;
 use rnn_wgpu::regression::{Forecaster, Regressor};
@@ -214,7 +214,7 @@ fn run_regression(
     // after them are scored apart as well: `trained` is their count once the file's first rows
     // are known to be those.
     let training = regressor.spec.trained_on.clone();
-    let mut first_rows: Vec<Vec<f64>> = Vec::new();
+    let mut first_rows = Fingerprint::new();
     let mut trained: Option<usize> = None;
     let mut held_out = Scores::default();
     for (row_index, record) in reader.records().enumerate() {
@@ -252,12 +252,10 @@ fn run_regression(
             }
         }
         if let Some(t) = training.as_ref().filter(|t| row_index < t.count) {
-            first_rows.push(row.clone());
-            if first_rows.len() == t.count {
-                trained = t
-                    .is_prefix_of(first_rows.iter().map(|r| r.iter().map(|v| v.to_bits())))
-                    .then_some(t.count);
-                first_rows = Vec::new();
+            // The rows' values as `RegressionSpec::trained_rows` records them.
+            first_rows.add(row.iter().map(|v| v.to_bits()));
+            if row_index + 1 == t.count && first_rows.hex() == t.fingerprint {
+                trained = Some(t.count);
             }
         }
         if let Some(forecast) = forecaster.push(row)? {

@@ -235,19 +235,6 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    if args.overwrite {
-        // Starting over: the replaced run's best model is no yardstick for this one.
-        let best = args.out.join(BEST_FILE);
-        match std::fs::remove_file(&best) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(RnnError::File {
-                    path: best,
-                    message: format!("cannot remove the replaced run's best model: {e}"),
-                });
-            }
-            _ => {}
-        }
-    }
     let (mut opts, config) = plan(
         &args,
         &corpus,
@@ -288,6 +275,20 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             0
         }
     };
+    if args.overwrite {
+        // Starting over, once every check has passed: the replaced run's best model is no
+        // yardstick for this one.
+        let best = args.out.join(BEST_FILE);
+        match std::fs::remove_file(&best) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RnnError::File {
+                    path: best,
+                    message: format!("cannot remove the replaced run's best model: {e}"),
+                });
+            }
+            _ => {}
+        }
+    }
     let mut progress = TrainProgress::new(BarGoal::new(opts.steps, opts.seconds), start_step);
     let result = train_char_lm(&corpus, &opts, resume, |event| match event {
         TrainEvent::Step(step) => progress.step(step),
